@@ -19,7 +19,7 @@ from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
 from .index import LoadedIndex, load_index
-from .textproc import clean_text, normalize_query, word_cutter
+from .textproc import STOPWORDS, clean_text, normalize_query, word_cutter
 
 
 class QuestionError(ValueError):
@@ -62,7 +62,8 @@ class Signals:
 
     dense_top: float = 0.0       # best cosine similarity of any chunk
     coverage: float = 0.0        # share of the question's key words (IDF-weighted) in the best hit
-    unknown_terms: list[str] = field(default_factory=list)   # Latin-script words no page contains
+    missing_names: list[str] = field(default_factory=list)   # names (Airflow, Ray Tune) no page contains
+    latin: bool = False          # the question is written mostly in Latin script (English)
     bm25_top: float = 0.0
 
 
@@ -80,11 +81,48 @@ class SearchResult:
                 "hits": [h.to_dict() for h in self.hits]}
 
 
-_LATIN_WORD = re.compile(r"^[a-z][a-z0-9\-\.+#]*$")
+_LATIN_RUN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-']*(?:[ \t]*&?[ \t]*[A-Za-z0-9][A-Za-z0-9+#.\-']*)*")
+_LATIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-']*")
 
 
 def _match_key(text: str) -> str:
     return re.sub(r"\s+", "", text.lower())
+
+
+def _name_key(text: str) -> str:
+    """Letters and digits only, lower case: "Weights & Biases" -> "weightsbiases", GPT-4 -> gpt4."""
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+def is_latin(text: str) -> bool:
+    """Mostly English: fewer than half as many CJK characters as Latin letters."""
+    cjk = sum("\u3400" <= ch <= "\u9fff" for ch in text)
+    letters = sum(ch.isascii() and ch.isalpha() for ch in text)
+    return cjk * 2 < letters
+
+
+def name_phrases(question: str) -> list[str]:
+    """Product and tool names in a question, as adjacent word pairs (or single words): the Latin
+    words of a Chinese question; the capitalised words of an English one (minus stopwords)."""
+    latin = is_latin(question)
+    phrases: list[str] = []
+    for run in _LATIN_RUN.finditer(question):
+        groups: list[list[str]] = [[]]
+        for word in _LATIN_TOKEN.findall(run.group()):
+            is_name = word.lower() not in STOPWORDS and (not latin or any(ch.isupper() for ch in word))
+            if is_name:
+                groups[-1].append(word)
+            elif groups[-1]:
+                groups.append([])
+        for group in groups:
+            if not any(not w.isdigit() for w in group):
+                continue
+            if len(group) == 1:
+                if len(group[0]) >= 3:
+                    phrases.append(group[0])
+            else:
+                phrases += [f"{a} {b}" for a, b in zip(group, group[1:])]
+    return phrases
 
 
 class Searcher:
@@ -99,6 +137,7 @@ class Searcher:
         self.settings = settings
         self.cutter = word_cutter()
         self._keys = {c.id: _match_key(c.embed_text()) for c in index.chunks}
+        self._all_names = "\n".join(_name_key(c.embed_text()) for c in index.chunks)
         vocab = index.bm25.vocab_dict
         self._vocab = vocab
         # document frequency of each vocabulary word, for IDF weights of question words
@@ -159,18 +198,18 @@ class Searcher:
         order = sorted(fused, key=lambda i: (-fused[i], i))
         hits = [Hit(self.index.chunks[i], fused[i], dense_score.get(i, math.nan), bm25_score.get(i, 0.0),
                     dense_rank.get(i), bm25_rank.get(i)) for i in order]
-        hits = diversify(hits, self.settings.max_hits_per_page)[:k]
+        hits = diversify(hits[: max(n, k)], self.settings.max_hits_per_page)[:k]
 
-        signals = self._signals(words, dense, bm25, hits)
+        signals = self._signals(text, words, dense, bm25, hits)
         answerable, reason = decide_answerable(signals, self.settings)
         return SearchResult(question=text, query=query, answerable=answerable, hits=hits,
                             signals=signals, reason=reason)
 
-    def _signals(self, words: list[str], dense, bm25, hits: list[Hit]) -> Signals:
+    def _signals(self, question: str, words: list[str], dense, bm25, hits: list[Hit]) -> Signals:
         key_words = [w for w in dict.fromkeys(words) if len(w) > 1 or not w.isascii()]
-        signals = Signals(dense_top=dense[0][1] if dense else 0.0, bm25_top=bm25[0][1] if bm25 else 0.0)
-        signals.unknown_terms = [w for w in key_words if _LATIN_WORD.match(w) and len(w) > 2
-                                 and w not in self._vocab]
+        signals = Signals(dense_top=dense[0][1] if dense else 0.0, bm25_top=bm25[0][1] if bm25 else 0.0,
+                          latin=is_latin(question))
+        signals.missing_names = [p for p in name_phrases(question) if _name_key(p) not in self._all_names]
         if key_words and hits:
             weights = self.word_weights(key_words)
             total = sum(weights.values())
@@ -183,26 +222,42 @@ class Searcher:
         return signals
 
 
-def diversify(hits: list[Hit], per_page: int) -> list[Hit]:
-    """At most `per_page` hits from one page lead the list; the rest follow in order."""
+def _bigrams(text: str) -> set[str]:
+    key = _match_key(text)[:300]
+    return {key[i:i + 2] for i in range(len(key) - 1)}
+
+
+def diversify(hits: list[Hit], per_page: int, duplicate_overlap: float = 0.7) -> list[Hit]:
+    """Lead with hits that add something: at most `per_page` from one page, and none that repeats
+    a passage already listed (the portal has pages published twice, as HTML and Markdown).
+    The others follow, in their order."""
     count: dict[str, int] = {}
-    first, rest = [], []
+    first: list[Hit] = []
+    kept_grams: list[set[str]] = []
+    rest: list[Hit] = []
     for hit in hits:
         page = hit.chunk.page_id
+        grams = _bigrams(hit.chunk.text)
+        duplicate = any(len(grams & g) >= duplicate_overlap * min(len(grams), len(g)) for g in kept_grams if g)
+        if duplicate or count.get(page, 0) >= per_page:
+            rest.append(hit)
+            continue
         count[page] = count.get(page, 0) + 1
-        (first if count[page] <= per_page else rest).append(hit)
+        kept_grams.append(grams)
+        first.append(hit)
     return first + rest
 
 
 def decide_answerable(signals: Signals, settings: Settings) -> tuple[bool, str]:
-    """Answer when the best passage is both close in meaning and shares the question's key words,
-    or is very close in meaning alone (English questions over Chinese text share few words).
-    A Latin-script term that no page contains at all (a tool name like "Airflow") means the
-    portal does not cover the question, however close the rest is."""
-    if signals.unknown_terms:
-        return False, f"no page mentions {', '.join(signals.unknown_terms)}"
+    """Answer when the best passage is close in meaning and shares enough of the question's key
+    words (fewer for English questions: the pages are Chinese), or is very close in meaning alone.
+    A name that no page contains at all (a tool like "Airflow", "Ray Tune") means the portal does
+    not cover the question, however close the rest is."""
+    if signals.missing_names:
+        return False, f"no page mentions {', '.join(signals.missing_names)}"
     if signals.dense_top >= settings.abstain_strong_dense:
         return True, ""
-    if signals.dense_top >= settings.abstain_min_dense and signals.coverage >= settings.abstain_min_coverage:
+    min_coverage = settings.abstain_min_coverage_latin if signals.latin else settings.abstain_min_coverage
+    if signals.dense_top >= settings.abstain_min_dense and signals.coverage >= min_coverage:
         return True, ""
     return False, "no passage is close enough to the question"

@@ -33,6 +33,7 @@ the a an of to in on for and or is are was were be been being do does did how wh
 why when where can could should would will shall may might must i you we they he she it its this
 that these those my your our their me us them with by from at as about into than then there here
 any some not no yes if so such much many more most use used using get got have has had
+please tell explain describe give list show know want need
 """.split())
 
 
@@ -43,21 +44,44 @@ def clean_text(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-@lru_cache(maxsize=1)
-def _s2t():
+@lru_cache(maxsize=4)
+def _opencc(config: str):
     import opencc
 
-    return opencc.OpenCC("s2t.json")
+    return opencc.OpenCC(config)
+
+
+# Variant characters written either way in Taiwan; folded to the form the portal uses (台 260
+# times against 臺 7), so that 科技大擂臺 and 科技大擂台 are the same word to BM25.
+_VARIANTS = str.maketrans({"臺": "台", "裏": "裡", "着": "著", "爲": "為", "綫": "線", "峯": "峰", "羣": "群"})
+
+
+def fold_variants(text: str) -> str:
+    return text.translate(_VARIANTS)
 
 
 def to_traditional(text: str) -> str:
-    """Simplified -> Traditional characters (OpenCC s2t: characters only, no regional idioms,
-    so that 内存 becomes 內存 as the portal writes it, not 記憶體)."""
-    return _s2t().convert(text)
+    """Simplified -> Traditional characters (OpenCC s2tw: characters and Taiwan variants, no
+    regional idioms, so 内存 becomes 內存 as the portal writes it, not 記憶體)."""
+    return _opencc("s2tw.json").convert(text)
+
+
+def looks_simplified(text: str) -> bool:
+    """True when the text has more Simplified-only than Traditional-only characters. Converting
+    Traditional text with s2t is not a no-op (台 becomes 臺), so only Simplified text is converted."""
+    simplified = sum(a != b for a, b in zip(text, to_traditional(text)))
+    if not simplified:
+        return False
+    traditional = sum(a != b for a, b in zip(text, _opencc("t2s.json").convert(text)))
+    return simplified > traditional
 
 
 def normalize_query(text: str) -> str:
-    return to_traditional(clean_text(text))
+    """NFKC and clean; Simplified Chinese converted to Traditional; variant characters folded."""
+    text = clean_text(text)
+    if looks_simplified(text):
+        text = to_traditional(text)
+    return fold_variants(text)
 
 
 def _cache_dir() -> Path:
@@ -72,12 +96,12 @@ def traditional_dictionary() -> Path:
     src = Path(jieba.__file__).with_name("dict.txt")
     data = src.read_bytes()
     digest = hashlib.sha256(data).hexdigest()[:12]
-    target = _cache_dir() / f"jieba-dict-hant-{digest}.txt"
+    target = _cache_dir() / f"jieba-dict-hant-v2-{digest}.txt"
     if target.exists():
         return target
     lines = data.decode("utf-8").splitlines()
     entries = [line.split(" ") for line in lines if line.strip()]
-    converted = to_traditional("\n".join(e[0] for e in entries)).split("\n")
+    converted = fold_variants(to_traditional("\n".join(e[0] for e in entries))).split("\n")
     freq: dict[str, int] = {}
     tag: dict[str, str] = {}
     for entry, trad in zip(entries, converted):
@@ -108,7 +132,7 @@ class WordCutter:
             self._jieba.initialize()
 
     def tokens(self, text: str, keep_stopwords: bool = False) -> list[str]:
-        text = clean_text(text).lower()
+        text = fold_variants(clean_text(text)).lower()
         out = []
         for tok in self._jieba.cut_for_search(text):
             tok = tok.strip()
