@@ -198,7 +198,7 @@ class Searcher:
         order = sorted(fused, key=lambda i: (-fused[i], i))
         hits = [Hit(self.index.chunks[i], fused[i], dense_score.get(i, math.nan), bm25_score.get(i, 0.0),
                     dense_rank.get(i), bm25_rank.get(i)) for i in order]
-        hits = diversify(hits[: max(n, k)], self.settings.max_hits_per_page)[:k]
+        hits = diversify(hits, self.settings.max_hits_per_page, k)
 
         signals = self._signals(text, words, dense, bm25, hits)
         answerable, reason = decide_answerable(signals, self.settings)
@@ -227,15 +227,17 @@ def _bigrams(text: str) -> set[str]:
     return {key[i:i + 2] for i in range(len(key) - 1)}
 
 
-def diversify(hits: list[Hit], per_page: int, duplicate_overlap: float = 0.7) -> list[Hit]:
-    """Lead with hits that add something: at most `per_page` from one page, and none that repeats
-    a passage already listed (the portal has pages published twice, as HTML and Markdown).
-    The others follow, in their order."""
+def diversify(hits: list[Hit], per_page: int, k: int, duplicate_overlap: float = 0.7) -> list[Hit]:
+    """The top k, led by hits that add something: at most `per_page` from one page, and none that
+    repeats a passage already listed (the portal has pages published twice, as HTML and Markdown).
+    Passed-over hits fill the remaining places, in their order."""
     count: dict[str, int] = {}
     first: list[Hit] = []
     kept_grams: list[set[str]] = []
     rest: list[Hit] = []
     for hit in hits:
+        if len(first) == k:
+            break
         page = hit.chunk.page_id
         grams = _bigrams(hit.chunk.text)
         duplicate = any(len(grams & g) >= duplicate_overlap * min(len(grams), len(g)) for g in kept_grams if g)
@@ -245,7 +247,7 @@ def diversify(hits: list[Hit], per_page: int, duplicate_overlap: float = 0.7) ->
         count[page] = count.get(page, 0) + 1
         kept_grams.append(grams)
         first.append(hit)
-    return first + rest
+    return (first + rest)[:k]
 
 
 def decide_answerable(signals: Signals, settings: Settings) -> tuple[bool, str]:
