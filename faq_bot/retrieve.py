@@ -18,7 +18,7 @@ import numpy as np
 from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
-from .index import LoadedIndex, load_index
+from .index import IndexLoadError, LoadedIndex, load_index
 from .textproc import STOPWORDS, clean_text, normalize_query, word_cutter
 
 
@@ -152,11 +152,18 @@ class Searcher:
 
     @classmethod
     def open(cls, config: Config, embedder: Embedder | None = None) -> "Searcher":
-        """Load the configured index and the embedder its manifest names."""
-        index = load_index(Path(config.settings.index_dir))
+        """Load the configured index and its embedder. An index built with another model than the
+        configured one is refused: its vectors are not comparable with the model's queries."""
+        settings = config.settings
+        index = load_index(Path(settings.index_dir))
+        built = (index.manifest.backend, index.manifest.model)
+        if built != (settings.embed_backend, settings.embed_model):
+            raise IndexLoadError(
+                f"the index in {settings.index_dir} was built with {built[0]}:{built[1]} but the config asks "
+                f"for {settings.embed_backend}:{settings.embed_model}; run `faq-bot ingest` to rebuild it")
         if embedder is None:
-            embedder = make_embedder(index.manifest.backend, index.manifest.model)
-        return cls(index, embedder, config.settings)
+            embedder = make_embedder(*built)
+        return cls(index, embedder, settings)
 
     def word_weights(self, words: list[str]) -> dict[str, float]:
         """IDF of each word over the chunks (rare words say more); unseen words weigh the most."""
