@@ -34,6 +34,7 @@ class Section:
     headings: tuple[str, ...]
     anchor: str | None                  # fragment without '#', None for text before any heading
     blocks: list[str] = field(default_factory=list)
+    level: int = 0                      # 1 for h1 ... 6 for h6, 0 for text before any heading
 
 
 @dataclass
@@ -212,7 +213,7 @@ def _sections(items: list[str | _Heading]) -> list[Section]:
             while stack and stack[-1].level >= item.level:
                 stack.pop()
             stack.append(item)
-            sections.append(Section(headings=tuple(h.text for h in stack), anchor=item.anchor))
+            sections.append(Section(headings=tuple(h.text for h in stack), anchor=item.anchor, level=item.level))
         else:
             sections[-1].blocks.append(item)
     return sections
@@ -290,8 +291,9 @@ def remove_boilerplate(pages: list[Page], min_pages: int) -> list[Page]:
                 sections.append(dataclasses.replace(s, blocks=blocks))
         title = page.title
         if title_count[title] >= min_pages:
-            own = (s.headings[-1] for s in page.sections if s.headings and heading_count[s.headings[-1]] < min_pages)
-            title = next(own, title)
+            own = [s for s in page.sections if s.headings and heading_count[s.headings[-1]] < min_pages]
+            if own:  # the page's first top-level heading of its own
+                title = min(own, key=lambda s: s.level).headings[-1]
         if sections:
             cleaned.append(dataclasses.replace(page, title=title, sections=sections))
     return cleaned
