@@ -67,6 +67,10 @@ def decode_text(data: bytes, name: str) -> str:
     return text
 
 
+# Jekyll's Liquid tags ({% include header.html %}, {{ page.title }}) are template directives, not
+# text a visitor reads; the site renders them into HTML we do not have.
+_LIQUID = re.compile(r"\{%-?.*?-?%\}|\{\{-?.*?-?\}\}", re.S)
+
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 
 
@@ -230,7 +234,7 @@ def parse_page(source: Source, file: SourceFile, data: bytes) -> Page:
     title = ""
     if lower.endswith((".md", ".markdown")):
         meta, body = split_front_matter(text, name)
-        html = _MD.render(body)
+        html = _MD.render(_LIQUID.sub("", body))
         tree = HTMLParser(html)
         root = tree.body or tree.root
         title = str(meta.get("title") or "").strip()
