@@ -122,7 +122,10 @@ def trim_to_sentences(text: str, words: Sequence[str], weights: dict[str, float]
 
 # ---------------------------------------------------------------- follow-ups
 
-_FOLLOW_UP = re.compile(r"^(那|那麼|那它|它|這|這個|那個|其|還有|另外|and|what about|how about|its?\b|they|then)", re.I)
+# A question that leans on the previous one: opens with a pronoun or "and/what about", or is a
+# short question ending in 呢 ("RTF 呢？").
+_FOLLOW_UP = re.compile(r"^(那|它|這|其|還有|另外|and\b|what about|how about|its?\b|they\b|them\b|then\b)", re.I)
+_SHORT_NE = re.compile(r"^.{1,12}呢[?？]?$")
 
 
 def previous_questions(history: Iterable | None) -> list[str]:
@@ -145,8 +148,8 @@ def contextual_query(question: str, history: Iterable | None) -> str:
     earlier = previous_questions(history)
     if not earlier:
         return question
-    q = normalize_query(question)
-    if _FOLLOW_UP.search(q) or len(q) <= 8:
+    q = normalize_query(question).strip()
+    if _FOLLOW_UP.search(q) or _SHORT_NE.match(q):
         return f"{earlier[-1]} {question}"
     return question
 
