@@ -13,6 +13,9 @@ from .textproc import normalize_query, split_sentences
 
 SNIPPET_CHARS = 220
 MAX_CITATIONS = 3
+# A passage after the first is cited only if its fused score is at least this share of the
+# first one's: weaker ones are noise to a reader (they stay in `faq-bot search`).
+CITE_MIN_SCORE_SHARE = 0.5
 
 
 @dataclass
@@ -160,7 +163,9 @@ def build_answer(question: str, result: SearchResult, searcher: Searcher) -> Ans
     words = searcher.cutter.tokens(result.query)
     weights = searcher.word_weights(words)
     if result.answerable:
-        cites = [_citation(n, hit, words, weights) for n, hit in enumerate(result.hits[:MAX_CITATIONS], 1)]
+        top = result.hits[0].score
+        chosen = [h for h in result.hits[:MAX_CITATIONS] if h.score >= CITE_MIN_SCORE_SHARE * top]
+        cites = [_citation(n, hit, words, weights) for n, hit in enumerate(chosen, 1)]
         return Answer(question=question, answerable=True, citations=cites, search_query=result.question)
     seen, suggestions = set(), []
     for hit in result.hits:
