@@ -114,14 +114,14 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     ratio = full["seconds"] / encode["seconds"]
-    targets = [
-        ("full ingest / bare encoding", f"{ratio:.2f}x", f"<= {TARGET_RATIO}x", ratio <= TARGET_RATIO),
-        ("no-change re-ingest, `faq-bot ingest` command", f"{cli_seconds:.2f} s", f"<= {TARGET_NO_CHANGE_S:.0f} s",
-         cli_seconds <= TARGET_NO_CHANGE_S),
-        ("peak RSS of the full ingest", f"{full['peak_rss_mb']:.0f} MB", f"<= {TARGET_RSS_MB:.0f} MB",
-         full["peak_rss_mb"] <= TARGET_RSS_MB),
-        ("peak RSS of a loaded searcher", f"{searcher['peak_rss_mb']:.0f} MB", f"<= {TARGET_RSS_MB:.0f} MB",
-         searcher["peak_rss_mb"] <= TARGET_RSS_MB),
+    targets = [  # (what, value, shown, wanted, pass)
+        ("full ingest / bare encoding", ratio, f"{ratio:.2f}x", f"<= {TARGET_RATIO}x", ratio <= TARGET_RATIO),
+        ("no-change re-ingest, `faq-bot ingest` command", cli_seconds, f"{cli_seconds:.2f} s",
+         f"<= {TARGET_NO_CHANGE_S:.0f} s", cli_seconds <= TARGET_NO_CHANGE_S),
+        ("peak RSS of the full ingest (MB)", full["peak_rss_mb"], f"{full['peak_rss_mb']:.0f} MB",
+         f"<= {TARGET_RSS_MB:.0f} MB", full["peak_rss_mb"] <= TARGET_RSS_MB),
+        ("peak RSS of a loaded searcher (MB)", searcher["peak_rss_mb"], f"{searcher['peak_rss_mb']:.0f} MB",
+         f"<= {TARGET_RSS_MB:.0f} MB", searcher["peak_rss_mb"] <= TARGET_RSS_MB),
     ]
     problems = []
     if not again["unchanged"]:
@@ -135,7 +135,8 @@ def main() -> int:
         "no_change": {"ingest": again, "command_seconds": cli_seconds},
         "one_page_changed": {"page": page, **changed},
         "searcher": searcher,
-        "targets": [{"target": t, "value": v, "wanted": w, "pass": ok} for t, v, w, ok in targets],
+        "targets": [{"target": t, "value": v, "shown": shown, "wanted": w, "pass": ok}
+                    for t, v, shown, w, ok in targets],
         "problems": problems,
     }
     write_json(OUT / ("ingest.json" if args.subset is None else f"ingest-subset{args.subset}.json"), result)
@@ -167,8 +168,8 @@ def main() -> int:
           f"{searcher['rss_after_queries_mb']:.0f} MB after the answers)")
     print()
     print("targets (issue 2):")
-    for t, v, w, ok in targets:
-        print(target_line(t, v, w, ok))
+    for t, _, shown, w, ok in targets:
+        print(target_line(t, shown, w, ok))
     for p in problems:
         print(f"PROBLEM: {p}")
     return 0
