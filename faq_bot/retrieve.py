@@ -69,7 +69,7 @@ class Signals:
 
 @dataclass
 class SearchResult:
-    question: str
+    question: str                # as asked
     query: str                   # after normalisation
     answerable: bool
     hits: list[Hit]
@@ -209,7 +209,7 @@ class Searcher:
 
         signals = self._signals(text, words, dense, bm25, hits)
         answerable, reason = decide_answerable(signals, self.settings)
-        return SearchResult(question=text, query=query, answerable=answerable, hits=hits,
+        return SearchResult(question=question, query=query, answerable=answerable, hits=hits,
                             signals=signals, reason=reason)
 
     def _signals(self, question: str, words: list[str], dense, bm25, hits: list[Hit]) -> Signals:
