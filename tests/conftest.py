@@ -1,9 +1,11 @@
 """Shared fixtures: one small index per test session, built through the real CLI."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,13 +28,48 @@ def run_cli(*args: str, input: str | None = None, env: dict | None = None, timeo
                           text=True, timeout=timeout, env=full_env, cwd=cwd or ROOT)
 
 
+@dataclass
+class IngestRun:
+    index_dir: Path
+    result: subprocess.CompletedProcess
+
+
 @pytest.fixture(scope="session")
-def fixture_index(tmp_path_factory) -> Path:
-    """The fixture site ingested once; tests must not modify it (copy it first)."""
+def fixture_ingest(tmp_path_factory) -> IngestRun:
+    """The fixture site ingested once through the CLI, with what the command printed."""
     index_dir = tmp_path_factory.mktemp("fixture-index") / "index"
     result = run_cli("ingest", "--config", str(FIXTURE_CONFIG), "--index", str(index_dir))
     assert result.returncode == 0, result.stderr
-    return index_dir
+    return IngestRun(index_dir, result)
+
+
+@pytest.fixture(scope="session")
+def fixture_index(fixture_ingest) -> Path:
+    """The fixture site's index; tests must not modify it (copy it first)."""
+    return fixture_ingest.index_dir
+
+
+def live_chunks(index_dir: Path) -> list[dict]:
+    """The chunk store of the live build, as the index folder holds it."""
+    build = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    lines = (index_dir / build / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def search_one(index_dir: Path, question: str, config: Path = FIXTURE_CONFIG, *extra: str) -> dict:
+    """`faq-bot search QUESTION` parsed."""
+    result = run_cli("search", "--config", str(config), "--index", str(index_dir), *extra, question)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def write_config(path: Path, sources: list[dict], settings: dict | None = None) -> Path:
+    """A sources.yaml for a test."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({"sources": sources, "settings": settings or {}}, allow_unicode=True),
+                    encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="session")
