@@ -269,7 +269,8 @@ _CANONICAL_NAMES = ("index.md", "readme.md", "index.html")
 def remove_boilerplate(pages: list[Page], min_pages: int) -> list[Page]:
     """Blocks found on `min_pages` or more pages are site furniture (intro, link tables, post
     lists): each is kept once, on the home page if it has it, else on the first page that does.
-    Pages whose title is shared the same way get their first own heading as title instead."""
+    A title that several pages share (the site name in every page's front matter) names no page:
+    such pages get their first top-level heading of their own as title instead."""
     where: dict[str, list[int]] = defaultdict(list)
     for i, page in enumerate(pages):
         for key in {_block_key(b) for s in page.sections for b in s.blocks}:
@@ -294,7 +295,7 @@ def remove_boilerplate(pages: list[Page], min_pages: int) -> list[Page]:
             if blocks:
                 sections.append(dataclasses.replace(s, blocks=blocks))
         title = page.title
-        if title_count[title] >= min_pages:
+        if title_count[title] >= 2:
             own = [s for s in page.sections if s.headings and heading_count[s.headings[-1]] < min_pages]
             if own:  # the page's first top-level heading of its own
                 title = min(own, key=lambda s: s.level).headings[-1]

@@ -148,16 +148,20 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, bm25_
     return final
 
 
+def remove_temporary(index_dir: Path) -> None:
+    """Drop temporary folders left by interrupted ingests (call with the write lock held)."""
+    for tmp in Path(index_dir).glob(".tmp-*"):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _remove_old_builds(index_dir: Path, keep: int) -> None:
-    """Keep the newest `keep` builds (a server may still be reading the previous one) and drop
-    temporary folders left by interrupted ingests."""
+    """Keep the newest `keep` builds: a server may still be reading the previous one."""
     live = current_build(index_dir)
     builds = sorted(p for p in index_dir.glob("build-*") if p.is_dir())
     for old in builds[:-keep] if keep else builds:
         if live is None or old.resolve() != live.resolve():
             shutil.rmtree(old, ignore_errors=True)
-    for tmp in index_dir.glob(".tmp-build-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_manifest(build_dir: Path) -> Manifest:

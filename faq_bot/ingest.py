@@ -17,7 +17,8 @@ from .chunk import Chunk, chunk_pages
 from .clean import read_pages
 from .config import Config
 from .embed import Embedder, embed_in_batches, embedder_from_settings
-from .index import IndexLoadError, LoadedIndex, load_index, page_hashes, write_index, write_lock
+from .index import (IndexLoadError, LoadedIndex, load_index, page_hashes, remove_temporary, write_index,
+                    write_lock)
 from .sources import list_files
 from .textproc import word_cutter
 
@@ -87,6 +88,7 @@ def ingest(config: Config, *, progress: bool | None = None, log: Callable[[str],
     backend, model = settings.embed_backend, settings.embed_model
     index_dir = Path(settings.index_dir)
     with write_lock(index_dir):
+        remove_temporary(index_dir)
         previous = _previous(index_dir, backend, model, log)
         old_pages = previous.manifest.page_hashes if previous else {}
         new_pages = page_hashes(chunks)
