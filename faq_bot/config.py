@@ -80,6 +80,15 @@ class Settings:
     )
     # Requests per minute one client may make to /api/ask before getting 429.
     rate_limit_per_minute: int = 30
+    # Example questions the chat offers, drawn from the portal's topics.
+    examples: tuple[str, ...] = (
+        "你們做語音去噪最後模型多大？推論速度如何？",
+        "7B 模型全參數微調大概需要多少 VRAM？",
+        "混合檢索是怎麼做的？",
+        "Whisper 的中文標點有什麼問題？",
+        "科技大擂台語音閱讀理解競賽用什麼做語音辨識？",
+        "What is LayoutLM?",
+    )
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,10 @@ class QuestionError(ValueError):
     """The question cannot be searched as given; the message says why (shown to the user)."""
 
 
+class QuestionTooLong(QuestionError):
+    """Over settings.max_question_chars."""
+
+
 def check_question(question: object, max_chars: int) -> str:
     """A clean question or QuestionError: not text, empty, or longer than `max_chars`.
     Control characters are removed rather than refused: they come from copy and paste."""
@@ -35,7 +39,7 @@ def check_question(question: object, max_chars: int) -> str:
     if not text:
         raise QuestionError("the question is empty: type a question about Deep Learning 101's pages")
     if len(text) > max_chars:
-        raise QuestionError(f"the question is {len(text)} characters long; the limit is {max_chars}. "
+        raise QuestionTooLong(f"the question is {len(text)} characters long; the limit is {max_chars}. "
                             "Ask about one thing at a time.")
     return text
 

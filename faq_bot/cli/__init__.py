@@ -5,18 +5,9 @@ import argparse
 import sys
 
 from .. import __version__
-from . import common, eval_cmd, ingest_cmd, query_cmd
+from . import common, eval_cmd, ingest_cmd, query_cmd, web_cmd
 
-COMMANDS = [ingest_cmd, query_cmd.search, query_cmd.ask, eval_cmd]
-
-
-def _optional_commands():
-    """Commands whose modules need the web stack are added when it imports."""
-    try:
-        from . import web_cmd
-    except ImportError:
-        return []
-    return web_cmd.COMMANDS
+COMMANDS = [ingest_cmd, query_cmd.search, query_cmd.ask, eval_cmd, *web_cmd.COMMANDS]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"faq-bot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for command in COMMANDS + _optional_commands():
+    for command in COMMANDS:
         command.register(sub)
     return parser
 

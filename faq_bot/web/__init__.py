@@ -1,0 +1,1 @@
+"""The web layer: the JSON API, the embeddable widget and the Gradio chat, on one server."""

@@ -1,0 +1,80 @@
+"""The Gradio chat: the Hugging Face Space page.
+
+Answers are the core's escaped Markdown (every page or question character is backslash-escaped,
+links are http(s) only), rendered by a Chatbot that also sanitises HTML: text from a question or a
+page is shown, never run.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..answer import answer
+from ..retrieve import QuestionError
+from .feedback import FeedbackLog
+from .live import LiveSearcher
+
+TITLE = "Deep Learning 101 FAQ 問答小幫手"
+INTRO = ("用中文（繁體或簡體）或英文提問，小幫手會從 [Deep Learning 101](https://deep-learning-101.github.io/) "
+         "的頁面找出回答的段落，並附上來源連結 [1] [2]。找不到時會直接說明，並列出最接近的頁面。")
+
+
+def _text(content) -> str:
+    """A chat message's text (Gradio 6 messages may carry a list of content parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(_text(part) for part in content)
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("value") or "")
+    return str(content or "")
+
+
+def build_ui(live: LiveSearcher, feedback: FeedbackLog) -> gr.Blocks:
+    settings = live.config.settings
+
+    def respond(message: str, history: list[dict]):
+        history = list(history or [])
+        question = (message or "").strip()
+        if not question:
+            return "", history
+        earlier = [_text(m.get("content")) for m in history if isinstance(m, dict) and m.get("role") == "user"]
+        try:
+            result = answer(live.get(), question, earlier)
+        except QuestionError as exc:
+            reply = f"⚠️ {exc}"
+        else:
+            reply = result.to_markdown()
+            feedback.question(question, result.answerable, channel="ui")
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]
+        return "", history
+
+    def ask_api(question: str) -> dict:
+        """The Gradio API endpoint (gradio_client): one question, the answer as a dict."""
+        try:
+            return answer(live.get(), question).to_dict()
+        except QuestionError as exc:
+            return {"error": str(exc)}
+
+    def on_like(history: list[dict], data: gr.LikeData) -> None:
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        reply = _text(history[index].get("content")) if 0 <= index < len(history) else ""
+        question = next((_text(m.get("content")) for m in reversed(history[:index])
+                         if m.get("role") == "user"), "")
+        feedback.rating(question, bool(data.liked), reply, channel="ui")
+
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\n\n{INTRO}")
+        chatbot = gr.Chatbot(label="對話", height=520, sanitize_html=True, render_markdown=True,
+                             feedback_options=("Like", "Dislike"), elem_id="faq-chat")
+        with gr.Row():
+            box = gr.Textbox(placeholder="輸入問題，例如：語音去噪模型多大？", show_label=False, scale=8,
+                             max_length=settings.max_question_chars, elem_id="faq-question")
+            send = gr.Button("送出", variant="primary", scale=1, elem_id="faq-send")
+        gr.Examples(examples=list(settings.examples), inputs=box, label="試試這些問題")
+        clear = gr.Button("清除對話", variant="secondary")
+        box.submit(respond, [box, chatbot], [box, chatbot], api_name=False)
+        send.click(respond, [box, chatbot], [box, chatbot], api_name=False)
+        clear.click(lambda: ("", []), None, [box, chatbot], api_name=False)
+        chatbot.like(on_like, [chatbot], None)
+        gr.api(ask_api, api_name="ask")
+    return demo
