@@ -76,3 +76,63 @@ def write_config(path: Path, sources: list[dict], settings: dict | None = None) 
 def output_dir() -> Path:
     OUTPUT_DIR.mkdir(exist_ok=True)
     return OUTPUT_DIR
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    index_dir: Path
+    config: Path
+    feedback_log: Path
+    site: Path
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(root: Path, fixture_index: Path, rate_limit: int = 0) -> Server:
+    """`faq-bot serve` on a free localhost port, over copies of the fixture site and index, with
+    its own visitor log; returns once the server answers."""
+    import shutil
+    import time
+    import urllib.request
+
+    site = root / "site"
+    shutil.copytree(FIXTURES / "site", site)
+    index_dir = root / "index"
+    shutil.copytree(fixture_index, index_dir)
+    log = root / "feedback.jsonl"
+    config = write_config(root / "sources.yaml", [
+        {"name": "site", "path": str(site), "base_url": "https://example.org/", "url_rule": "jekyll"},
+        {"name": "papers", "path": str(FIXTURES / "papers"), "base_url": "https://github.com/example/papers/blob/main/",
+         "url_rule": "github"}], {"feedback_log": str(log)})
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "faq_bot", "serve", "--config", str(config), "--index",
+                             str(index_dir), "--port", str(port), "--rate-limit", str(rate_limit)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return Server(url, proc, index_dir, config, log, site)
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not start within 120 s")

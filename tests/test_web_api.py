@@ -1,0 +1,168 @@
+"""The JSON API, CORS, limits, the widget files, the visitor log and the live index swap, over
+HTTP against a real `faq-bot serve` on a localhost port."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import run_cli, start_server
+
+PORTAL = "https://deep-learning-101.github.io"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, fixture_index):
+    srv = start_server(tmp_path_factory.mktemp("web-api"), fixture_index, rate_limit=0)
+    yield srv
+    srv.stop()
+
+
+def request(url: str, body: bytes | None = None, headers: dict | None = None, method: str | None = None):
+    """(status, headers, parsed JSON or text) without raising on 4xx."""
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            status, hdrs, raw = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        status, hdrs, raw = e.code, e.headers, e.read()
+    text = raw.decode("utf-8")
+    try:
+        return status, hdrs, json.loads(text)
+    except json.JSONDecodeError:
+        return status, hdrs, text
+
+
+def ask(server, payload, headers=None):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
+    return request(server.url + "/api/ask", body, {"Content-Type": "application/json", **(headers or {})})
+
+
+def test_ask_returns_the_answer_with_citations(server):
+    status, _, data = ask(server, {"question": "你們做語音去噪最後模型多大？"})
+    assert status == 200
+    assert data["answerable"] is True
+    assert "9 MB" in data["answer_markdown"]
+    first = data["citations"][0]
+    assert set(first) == {"n", "title", "section", "url", "snippet"}
+    assert first["n"] == 1 and first["url"] == "https://example.org/speech#語音增強-speech-enhancement"
+    assert "RTF" in first["snippet"]
+
+
+def test_ask_abstains_with_suggestions(server):
+    status, _, data = ask(server, {"question": "怎麼申請台灣護照？"})
+    assert status == 200
+    assert data["answerable"] is False and data["citations"] == []
+    assert data["suggestions"] and "沒有回答" in data["answer_markdown"]
+
+
+def test_follow_up_uses_the_previous_question(server):
+    status, _, data = ask(server, {"question": "那它的 RTF 呢？", "history": ["語音去噪模型多大？"]})
+    assert status == 200 and data["answerable"]
+    assert data["citations"][0]["url"].startswith("https://example.org/speech")
+    status, _, data = ask(server, {"question": "那它呢？", "history": [{"role": "user", "content": "混合檢索是怎麼做的"},
+                                                                     {"role": "assistant", "content": "..."}]})
+    assert data["citations"][0]["url"].startswith("https://example.org/rag")
+
+
+@pytest.mark.parametrize("payload, status, message", [
+    (b"{not json", 400, "malformed JSON"),
+    (b"\xff\xfe", 400, "malformed JSON"),
+    (b"[1, 2]", 400, "JSON object"),
+    ({"question": ""}, 400, "empty"),
+    ({"question": "   \n"}, 400, "empty"),
+    ({"question": 12}, 400, "must be text"),
+    ({}, 400, "must be text"),
+    ({"question": "問" * 2001}, 413, "limit is 2000"),
+    ({"question": "RAG", "history": "not a list"}, 400, "history"),
+    (b"{\"question\": \"" + b"x" * 70000 + b"\"}", 413, "body over"),
+])
+def test_bad_requests_get_4xx_with_a_clear_message(server, payload, status, message):
+    got, _, data = ask(server, payload)
+    assert got == status
+    assert message in data["error"]
+
+
+def test_cors_allows_the_portal_only(server):
+    preflight = {"Origin": PORTAL, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}
+    status, headers, _ = request(server.url + "/api/ask", headers=preflight, method="OPTIONS")
+    assert status == 200 and headers["access-control-allow-origin"] == PORTAL
+    status, headers, _ = ask(server, {"question": "混合檢索是怎麼做的"}, {"Origin": PORTAL})
+    assert status == 200 and headers["access-control-allow-origin"] == PORTAL
+    evil = {**preflight, "Origin": "https://evil.example"}
+    status, headers, _ = request(server.url + "/api/ask", headers=evil, method="OPTIONS")
+    assert status == 400 and "access-control-allow-origin" not in headers
+    _, headers, _ = ask(server, {"question": "混合檢索是怎麼做的"}, {"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in headers
+
+
+def test_widget_and_demo_are_served(server):
+    status, headers, js = request(server.url + "/widget.js")
+    assert status == 200 and headers["content-type"].startswith("application/javascript")
+    assert "/api/ask" in js and "attachShadow" in js and "innerHTML" not in js
+    status, _, html = request(server.url + "/widget-demo")
+    assert status == 200 and '<script src="/widget.js" defer></script>' in html
+
+
+def test_gradio_api_endpoint_answers_through_gradio_client(server):
+    from gradio_client import Client
+
+    client = Client(server.url, verbose=False)
+    result = client.predict("混合檢索是怎麼做的", api_name="/ask")
+    assert result["answerable"] is True
+    assert result["citations"][0]["url"].startswith("https://example.org/rag")
+
+
+def test_unanswered_questions_are_logged_and_reported(server):
+    ask(server, {"question": "怎麼做紅燒肉最好吃？"})
+    ask(server, {"question": "怎麼做紅燒肉最好吃？"})
+    records = [json.loads(line) for line in server.feedback_log.read_text(encoding="utf-8").splitlines()]
+    missed = [r for r in records if r["type"] == "question" and not r["answerable"]]
+    assert any(r["question"] == "怎麼做紅燒肉最好吃?" for r in missed)
+    report = run_cli("report", "--config", str(server.config))
+    assert report.returncode == 0, report.stderr
+    assert "top unanswered:" in report.stdout and "2  怎麼做紅燒肉最好吃?" in report.stdout
+
+
+def test_report_without_a_log_says_so(tmp_path):
+    result = run_cli("report", "--log", str(tmp_path / "none.jsonl"))
+    assert result.returncode == 2 and "no visitor log" in result.stderr
+
+
+def test_rate_limit_returns_429(tmp_path, fixture_index):
+    srv = start_server(tmp_path, fixture_index, rate_limit=3)
+    try:
+        codes = [ask(srv, {"question": "混合檢索是怎麼做的"})[0] for _ in range(3)]
+        status, headers, data = ask(srv, {"question": "混合檢索是怎麼做的"})
+        other = ask(srv, {"question": "混合檢索是怎麼做的"}, {"X-Forwarded-For": "203.0.113.9"})[0]
+    finally:
+        srv.stop()
+    assert codes == [200, 200, 200]
+    assert status == 429 and "too many" in data["error"] and int(headers["retry-after"]) >= 1
+    assert other == 200                      # another client is not throttled
+
+
+def test_answers_switch_to_a_new_index_without_restart(server):
+    """Re-ingest after a page changes while the server runs: the next answers come from it."""
+    question = "交叉編碼器重新排序是在做什麼"
+    before = ask(server, {"question": question})[2]
+    assert not any("交叉編碼器" in c["snippet"] for c in before["citations"])
+    with open(server.site / "rag.md", "a", encoding="utf-8") as f:
+        f.write("\n## 重新排序\n\n交叉編碼器重新排序是在檢索之後，把候選段落和問題一起重新打分。\n")
+    built = run_cli("ingest", "--config", str(server.config), "--index", str(server.index_dir))
+    assert built.returncode == 0, built.stderr
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, _, data = ask(server, {"question": question})
+        assert status == 200
+        if data["answerable"] and "交叉編碼器" in data["citations"][0]["snippet"]:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"the server still answers from the old index: {data}")
+    assert data["citations"][0]["url"] == "https://example.org/rag#重新排序"
