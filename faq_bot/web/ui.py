@@ -6,9 +6,11 @@ page is shown, never run.
 """
 from __future__ import annotations
 
+import re
+
 import gradio as gr
 
-from ..answer import answer
+from ..answer import answer, escape_markdown
 from ..retrieve import QuestionError
 from .feedback import FeedbackLog
 from .live import LiveSearcher
@@ -29,6 +31,11 @@ def _text(content) -> str:
     return str(content or "")
 
 
+def _unescape(text: str) -> str:
+    """A question as typed, from its escaped chat message."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
 def build_ui(live: LiveSearcher, feedback: FeedbackLog) -> gr.Blocks:
     settings = live.config.settings
 
@@ -37,7 +44,8 @@ def build_ui(live: LiveSearcher, feedback: FeedbackLog) -> gr.Blocks:
         question = (message or "").strip()
         if not question:
             return "", history
-        earlier = [_text(m.get("content")) for m in history if isinstance(m, dict) and m.get("role") == "user"]
+        earlier = [_unescape(_text(m.get("content"))) for m in history
+                   if isinstance(m, dict) and m.get("role") == "user"]
         try:
             result = answer(live.get(), question, earlier)
         except QuestionError as exc:
@@ -45,7 +53,8 @@ def build_ui(live: LiveSearcher, feedback: FeedbackLog) -> gr.Blocks:
         else:
             reply = result.to_markdown()
             feedback.question(question, result.answerable, channel="ui")
-        history += [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]
+        # the question is shown as typed: escaped, so markup in it is text, never HTML
+        history += [{"role": "user", "content": escape_markdown(question)}, {"role": "assistant", "content": reply}]
         return "", history
 
     def ask_api(question: str) -> dict:
@@ -58,7 +67,7 @@ def build_ui(live: LiveSearcher, feedback: FeedbackLog) -> gr.Blocks:
     def on_like(history: list[dict], data: gr.LikeData) -> None:
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         reply = _text(history[index].get("content")) if 0 <= index < len(history) else ""
-        question = next((_text(m.get("content")) for m in reversed(history[:index])
+        question = next((_unescape(_text(m.get("content"))) for m in reversed(history[:index])
                          if m.get("role") == "user"), "")
         feedback.rating(question, bool(data.liked), reply, channel="ui")
 

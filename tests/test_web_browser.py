@@ -1,0 +1,131 @@
+"""What a visitor sees, in a real headless Chromium (Debian's, driven by Playwright): the widget
+on the demo page, XSS attempts through questions and pages, and the Gradio chat. Screenshots go
+to test-output/ for a person to look at."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import start_server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.browser
+
+XSS_QUESTION = '<img src=x onerror="window.__xss=1;alert(1)">閱讀理解模型用什麼微調'
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, fixture_index):
+    srv = start_server(tmp_path_factory.mktemp("web-browser"), fixture_index, rate_limit=0)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not shutil.which("chromium") and not shutil.os.path.exists(CHROMIUM):
+        pytest.fail("Debian chromium is not installed (apt-get install chromium chromium-driver; .ci/run does it)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"])
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    pg = context.new_page()
+    pg.dialogs = []
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    yield pg
+    context.close()
+
+
+def _widget_ask(page, question: str):
+    host = page.locator("#faq-bot-widget")
+    panel = host.locator(".panel")
+    if panel.is_hidden():
+        host.locator("button.fab").click()
+    page.keyboard.type(question)          # the input has focus once the panel opens
+    page.keyboard.press("Enter")
+    answers = host.locator(".msg.a, .msg.err")
+    count = answers.count()
+    answers.nth(count).wait_for(timeout=60_000) if count else answers.first.wait_for(timeout=60_000)
+    return host
+
+
+def test_widget_answers_with_a_citation_link(server, page, output_dir):
+    page.goto(server.url + "/widget-demo")
+    host = page.locator("#faq-bot-widget")
+    fab = host.locator("button.fab")
+    fab.focus()
+    page.keyboard.press("Enter")            # keyboard opens it
+    assert host.locator(".panel").is_visible()
+    host = _widget_ask(page, "你們做語音去噪最後模型多大？")
+    answer = host.locator(".msg.a").last
+    assert "9 MB" in answer.inner_text()
+    link = answer.locator("a").first
+    assert link.get_attribute("href") == "https://example.org/speech#語音增強-speech-enhancement"
+    assert link.get_attribute("target") == "_blank"
+    # the host page's styles do not leak in (its buttons are hot pink, 30px)
+    assert fab.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(29, 78, 216)"
+    assert page.locator("#host-button").evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(255, 105, 180)"
+    page.screenshot(path=str(output_dir / "widget-answer.png"))
+    page.keyboard.press("Escape")
+    assert host.locator(".panel").is_hidden()
+
+
+def test_widget_fits_a_phone_screen(server, browser, output_dir):
+    context = browser.new_context(viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
+    pg = context.new_page()
+    try:
+        pg.goto(server.url + "/widget-demo")
+        host = pg.locator("#faq-bot-widget")
+        host.locator("button.fab").tap()
+        box = host.locator(".panel").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 375 and box["y"] >= 0
+        pg.screenshot(path=str(output_dir / "widget-phone.png"))
+    finally:
+        context.close()
+
+
+def test_widget_renders_questions_and_pages_as_text(server, page, output_dir):
+    page.goto(server.url + "/widget-demo")
+    host = _widget_ask(page, XSS_QUESTION)
+    host = _widget_ask(page, "corpus-xss 閱讀理解模型使用 BERT 微調")
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.__xss") is None and page.dialogs == []
+    assert host.locator("img").count() == 0 and host.locator("script").count() == 0
+    assert XSS_QUESTION in host.locator(".msg.q").first.inner_text()
+    assert '<script>alert("corpus-xss")</script>' in host.locator(".log").inner_text()
+    page.screenshot(path=str(output_dir / "widget-xss.png"))
+
+
+def test_gradio_chat_answers_and_renders_text_only(server, page, output_dir):
+    page.goto(server.url + "/")
+    box = page.locator("#faq-question textarea")
+    box.wait_for(timeout=60_000)
+    box.fill("你們做語音去噪最後模型多大？")
+    box.press("Enter")
+    page.wait_for_function("document.querySelector('#faq-chat') && document.querySelector('#faq-chat').innerText.includes('9 MB')",
+                           timeout=60_000)
+    link = page.locator("#faq-chat a[href^='https://example.org/speech']").first
+    assert link.get_attribute("target") == "_blank"
+    page.screenshot(path=str(output_dir / "gradio-answer.png"), full_page=True)
+
+    box.fill(XSS_QUESTION)
+    box.press("Enter")
+    page.wait_for_function("document.querySelector('#faq-chat').innerText.includes('onerror')", timeout=60_000)
+    box.fill("corpus-xss 閱讀理解模型使用 BERT 微調")
+    box.press("Enter")
+    page.wait_for_function("document.querySelector('#faq-chat').innerText.includes('corpus-xss\")')", timeout=60_000)
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.__xss") is None and page.dialogs == []
+    assert page.locator("#faq-chat img[src='x']").count() == 0
+    assert XSS_QUESTION.split(">")[0] in page.locator("#faq-chat").inner_text()    # shown as text
+    page.screenshot(path=str(output_dir / "gradio-xss.png"), full_page=True)
