@@ -8,7 +8,6 @@ Both return L2-normalised float32 arrays, so inner product is cosine similarity.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 

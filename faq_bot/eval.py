@@ -134,7 +134,7 @@ class EvalReport:
             lines.append("misses:")
             for r in misses:
                 what = ("answered (should abstain)" if not r.item.answerable else
-                        f"abstained" if not r.answerable else f"evidence rank {r.evidence_rank}, page rank {r.page_rank}")
+                        "abstained" if not r.answerable else f"evidence rank {r.evidence_rank}, page rank {r.page_rank}")
                 lines.append(f"  [{r.item.kind}] {r.item.question} -> {what}")
         return "\n".join(lines)
 

@@ -3,7 +3,6 @@ and indexes built with another model."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
 import signal

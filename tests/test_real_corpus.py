@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEV_QUESTIONS, ROOT, SHARED_CORPUS, live_chunks, run_cli, write_config
+from conftest import DEV_QUESTIONS, SHARED_CORPUS, live_chunks, run_cli, write_config
 
 PORTAL = SHARED_CORPUS / "deep-learning-101.github.io"
 REAL_PAGES = ["GPU.md", "Speech-Processing.md", "RAG.md", "html/NO30.html"]
