@@ -20,12 +20,16 @@ def _register_serve(sub) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    import logging
+
     import uvicorn
 
     from ..web.server import create_app
 
     if not 0 < args.port < 65536:
         raise common.ConfigError("--port must be between 1 and 65535")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("faq_bot").setLevel(logging.INFO)      # index switches and failed loads
     app = create_app(common.load(args), rate_limit=args.rate_limit)
     print(f"faq-bot: serving on http://{args.host}:{args.port}/ (widget: /widget.js, demo: /widget-demo)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

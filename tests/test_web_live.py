@@ -1,0 +1,68 @@
+"""The live searcher in-process: a damaged new build never replaces the one being served, a good one
+does, and asking while a build loads is answered from the old one."""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+
+import pytest
+
+from conftest import FIXTURE_CONFIG
+from faq_bot.answer import answer
+from faq_bot.config import load_config, with_overrides
+from faq_bot.web.live import LiveSearcher
+
+
+def _wait_for(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture()
+def live_index(tmp_path, fixture_index):
+    index_dir = tmp_path / "index"
+    shutil.copytree(fixture_index, index_dir)
+    config = with_overrides(load_config(FIXTURE_CONFIG), index_dir=index_dir)
+    return index_dir, LiveSearcher(config, check_every=0)
+
+
+def _point_current_at(index_dir, source_build, name: str, damage: bool = False):
+    build = index_dir / name
+    shutil.copytree(source_build, build)
+    if damage:
+        (build / "chunks.jsonl").write_text("{not a chunk\n", encoding="utf-8")
+    (index_dir / "CURRENT").write_text(name + "\n", encoding="utf-8")
+    return build
+
+
+def test_a_damaged_build_is_logged_and_the_old_one_keeps_answering(live_index, caplog):
+    index_dir, live = live_index
+    served = live.build
+    _point_current_at(index_dir, served, "build-99990101-000000-000000", damage=True)
+    with caplog.at_level(logging.WARNING, logger="faq_bot.web"):
+        searcher = live.get()                       # notices the new build, loads it in the background
+        assert searcher.index.build_dir == served
+        _wait_for(lambda: "could not load the new index build" in caplog.text, "the failed load to be logged")
+        result = answer(live.get(), "語音去噪模型多大？")
+    assert live.build == served and live.reloads == 0
+    assert result.answerable and "9 MB" in result.to_dict()["answer_markdown"]
+    live.get()                                      # the same damaged build is not retried
+    time.sleep(0.2)
+    assert caplog.text.count("could not load the new index build") == 1
+
+
+def test_a_good_build_replaces_the_served_one_without_failing_requests(live_index):
+    index_dir, live = live_index
+    old = live.build
+    new = _point_current_at(index_dir, old, "build-99990101-000000-000001")
+    results = []
+    while live.build != new:
+        results.append(answer(live.get(), "混合檢索是怎麼做的").answerable)
+        assert len(results) < 10_000, "the new build was never loaded"
+    assert live.reloads == 1 and all(results)
+    assert live.get().index.build_dir == new
+    assert answer(live.get(), "混合檢索是怎麼做的").citations[0].url.startswith("https://example.org/rag")
