@@ -20,7 +20,16 @@ import threading
 import time
 from pathlib import Path
 
-from common import DEFAULT_QUESTIONS, OUT, ROOT, machine, machine_line, percentile, target_line, write_json
+from common import (
+    DEFAULT_QUESTIONS,
+    OUT,
+    ROOT,
+    machine,
+    machine_line,
+    percentile,
+    target_line,
+    write_json,
+)
 
 
 def free_port() -> int:

@@ -30,7 +30,7 @@ QUESTIONS = ["語音去噪模型多大？", "混合檢索是怎麼做的", "等�
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "faq_bot", *args], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "faq_bot", *args], check=False, cwd=ROOT, capture_output=True, text=True)
 
 
 def ask(conn: http.client.HTTPConnection, question: str) -> tuple[int, dict]:

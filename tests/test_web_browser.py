@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from conftest import start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -129,3 +128,50 @@ def test_gradio_chat_answers_and_renders_text_only(server, page, output_dir):
     assert page.locator("#faq-chat img[src='x']").count() == 0
     assert XSS_QUESTION.split(">")[0] in page.locator("#faq-chat").inner_text()    # shown as text
     page.screenshot(path=str(output_dir / "gradio-xss.png"), full_page=True)
+
+
+def _feedback_records(server) -> list[dict]:
+    import json
+
+    if not server.feedback_log.exists():
+        return []
+    lines = server.feedback_log.read_text(encoding="utf-8").splitlines()
+    return [r for r in map(json.loads, lines) if r["type"] == "feedback"]
+
+
+def test_gradio_follow_up_and_feedback_are_logged(server, page, output_dir):
+    import time
+
+    from conftest import run_cli
+
+    page.goto(server.url + "/")
+    box = page.locator("#faq-question textarea")
+    box.wait_for(timeout=60_000)
+    chat = page.locator("#faq-chat")
+    box.fill("語音去噪模型多大？")
+    box.press("Enter")
+    page.wait_for_function("document.querySelector('#faq-chat').innerText.includes('9 MB')", timeout=60_000)
+    first_links = chat.locator("a[href^='https://example.org/']").count()
+    box.fill("那它的 RTF 呢？")
+    box.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll(\"#faq-chat a[href^='https://example.org/']\").length > {first_links}",
+                           timeout=60_000)
+    # the follow-up is answered from the denoiser page: its first citation links there
+    assert chat.locator("[aria-label='Like']").count() == 2     # one 👍/👎 pair per answer
+    follow_up_links = chat.locator("a[href^='https://example.org/']").nth(first_links)
+    assert follow_up_links.get_attribute("href").startswith("https://example.org/speech#")
+    before = len(_feedback_records(server))
+    chat.locator("[aria-label='Dislike']").first.click()
+    chat.locator("[aria-label='Like']").last.click()
+    deadline = time.monotonic() + 30
+    while len(_feedback_records(server)) < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    records = _feedback_records(server)[before:]
+    page.screenshot(path=str(output_dir / "gradio-follow-up-feedback.png"), full_page=True)
+    assert len(records) == 2
+    assert {r["question"]: r["liked"] for r in records} == {"語音去噪模型多大？": False, "那它的 RTF 呢？": True}
+    assert all(r["channel"] == "ui" and "RTF" in r["answer"] for r in records)
+    report = run_cli("report", "--config", str(server.config))
+    assert report.returncode == 0, report.stderr
+    assert "👍" in report.stdout and "answers rated 👎:" in report.stdout
+    assert "語音去噪模型多大？" in report.stdout.split("answers rated 👎:")[1]

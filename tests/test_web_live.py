@@ -7,8 +7,8 @@ import shutil
 import time
 
 import pytest
-
 from conftest import FIXTURE_CONFIG
+
 from faq_bot.answer import answer
 from faq_bot.config import load_config, with_overrides
 from faq_bot.web.live import LiveSearcher

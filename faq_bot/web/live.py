@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -86,7 +86,7 @@ class LiveSearcher:
     def _load(self, build: Path) -> None:
         try:
             fresh = Searcher.open(self.config, embedder=self._embedder)
-        except Exception as exc:  # keep serving the old build
+        except Exception as exc:  # noqa: BLE001 -- whatever broke the load, keep serving the old build
             self._failed = build
             log.warning("could not load the new index build %s; still answering from %s: %s",
                         build.name, self._build.name, exc)
