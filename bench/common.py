@@ -15,8 +15,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -70,9 +71,9 @@ def _total_ram_gb() -> float | None:
 def _git_head() -> str:
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
+                              check=False, capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "faq_bot"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+                               check=False, capture_output=True, text=True, timeout=10).stdout.strip()
         return head + ("+uncommitted faq_bot changes" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -193,17 +194,34 @@ def copy_corpus(config, target: Path, subset: int | None = None) -> list[str]:
 
 # ---------------------------------------------------------------- child jobs
 
+def _busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy since boot (all cores), from /proc/stat."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)          # idle + iowait
+    busy = sum(fields[:8]) - idle                                      # guest time is already in user
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def run_child(job: str, **kwargs: Any) -> dict[str, Any]:
     """Run `job` (a function of this module named child_<job>) in a fresh Python process and
     return the JSON it prints; the child's peak RSS is its own, not this process's."""
+    busy_before = _busy_cpu_seconds()
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), job, json.dumps(kwargs)],
-                          stdout=subprocess.PIPE, stderr=None, text=True)
+                          check=False, stdout=subprocess.PIPE, stderr=None, text=True)
     wall = time.perf_counter() - started
+    busy = _busy_cpu_seconds() - busy_before
     if proc.returncode != 0:
         raise RuntimeError(f"child job {job} failed with exit code {proc.returncode}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["process_seconds"] = wall
+    # Was the machine ours? The cores the child got on average (its CPU time over its wall time;
+    # the model uses both), and the cores every other process on the machine used meanwhile.
+    result["cores_used"] = result["cpu_seconds"] / wall if wall > 0 else None
+    result["other_cores"] = max(busy - result["cpu_seconds"], 0.0) / wall if wall > 0 else None
     return result
 
 
@@ -265,6 +283,8 @@ def _child_main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     result = job(**json.loads(argv[1] if len(argv) > 1 else "{}"))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
     return 0
 

@@ -23,14 +23,24 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
-from common import (DEFAULT_QUESTIONS, OUT, has_index, log, machine, machine_line, make_config, percentile, table,
-                    target_line, write_json)
+from common import (
+    DEFAULT_QUESTIONS,
+    OUT,
+    has_index,
+    log,
+    machine,
+    machine_line,
+    make_config,
+    percentile,
+    table,
+    target_line,
+    write_json,
+)
 
-from faq_bot.answer import answer  # noqa: E402
-from faq_bot.eval import load_items  # noqa: E402
-from faq_bot.retrieve import Searcher  # noqa: E402
+from faq_bot.answer import answer
+from faq_bot.eval import load_items
+from faq_bot.retrieve import Searcher
 
 TARGET_P50_RATIO = 1.3
 WARMUP_QUESTIONS = 5

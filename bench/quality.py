@@ -41,17 +41,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from common import (
+    DEFAULT_CORPUS,
+    DEFAULT_QUESTIONS,
+    OUT,
+    has_index,
+    log,
+    machine,
+    machine_line,
+    make_config,
+    table,
+    target_line,
+    write_json,
+)
 
-from common import (DEFAULT_CORPUS, DEFAULT_QUESTIONS, OUT, has_index, log, machine, machine_line, make_config,
-                    table, target_line, write_json)
-
-from faq_bot.clean import SkipFile, parse_page  # noqa: E402
-from faq_bot.embed import embed_in_batches, make_embedder  # noqa: E402
-from faq_bot.eval import EvalHit, evaluate, load_items, page_texts_of, searcher_fn  # noqa: E402
-from faq_bot.ingest import ingest  # noqa: E402
-from faq_bot.retrieve import Searcher  # noqa: E402
-from faq_bot.sources import list_files  # noqa: E402
-from faq_bot.textproc import word_cutter  # noqa: E402
+from faq_bot.clean import SkipFile, parse_page
+from faq_bot.embed import embed_in_batches, make_embedder
+from faq_bot.eval import EvalHit, evaluate, load_items, page_texts_of, searcher_fn
+from faq_bot.ingest import ingest
+from faq_bot.retrieve import Searcher
+from faq_bot.sources import list_files
+from faq_bot.textproc import word_cutter
 
 WINDOW = 400
 K = 10
@@ -66,9 +76,9 @@ TARGET_FALSE_ABSTENTION = 0.05
 
 # ---------------------------------------------------------------- the peers' naive reading
 
-_SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.I | re.S)
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
-_TAG = re.compile(r"<[^>]+>", re.S)
+_SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_TAG = re.compile(r"<[^>]+>", re.DOTALL)
 _SPACES = re.compile(r"[ \t\r\f\v\u3000]+")
 _BLANK_LINES = re.compile(r"\s*\n\s*")
 
@@ -137,7 +147,7 @@ def bm25_peer(wins: list[Window]):
 # ---------------------------------------------------------------- peer B: dense, cached vectors
 
 def _key(model_id: str, text: str) -> str:
-    return hashlib.sha256(f"{model_id}\0{text}".encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(f"{model_id}\0{text}".encode()).hexdigest()[:32]
 
 
 def cached_passage_vectors(embedder, texts: list[str], batch_size: int, cache: Path) -> tuple[np.ndarray, int, int]:
