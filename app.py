@@ -24,4 +24,6 @@ if current_build(config.settings.index_dir) is None:
 app = create_app(config)
 
 if __name__ == "__main__":
-    uvicorn.run(app, host=os.environ.get("HOST", "0.0.0.0"), port=int(os.environ.get("PORT", "7860")))
+    # a Space is reached only through Hugging Face's proxy: trust its X-Forwarded-For for the rate limit
+    uvicorn.run(app, host=os.environ.get("HOST", "0.0.0.0"), port=int(os.environ.get("PORT", "7860")),
+                forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "*"))

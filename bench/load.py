@@ -31,6 +31,8 @@ from common import (
     write_json,
 )
 
+SERVER_LOG = OUT / "load-server.log"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -42,7 +44,7 @@ def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 120) -> No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stdout.read()}")
+            raise SystemExit(f"server exited; see {SERVER_LOG}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz")
@@ -102,7 +104,9 @@ def main() -> None:
     cmd = [sys.executable, "-m", "faq_bot", "serve", "--port", str(port), "--index", args.index, "--rate-limit", "0"]
     if args.config:
         cmd += ["--config", args.config]
-    server = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(SERVER_LOG, "w", encoding="utf-8") as log:   # a file, not an unread pipe that could fill up
+        server = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until_up(port, server)
         latencies: list[float] = []

@@ -61,8 +61,10 @@ def main() -> None:
         raise SystemExit(built.stderr)
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "faq_bot", "serve", "--config", str(config), "--port", str(port),
-                               "--rate-limit", "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(work / "server.log", "w", encoding="utf-8") as log:   # a file: an unread pipe could fill up
+        server = subprocess.Popen([sys.executable, "-m", "faq_bot", "serve", "--config", str(config), "--port",
+                                   str(port), "--rate-limit", "0"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                  text=True)
     stop = threading.Event()
     counts = {"ok": 0}
     errors: list[str] = []

@@ -103,7 +103,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(root: Path, fixture_index: Path, rate_limit: int = 0) -> Server:
+def start_server(root: Path, fixture_index: Path, rate_limit: int = 0, env: dict | None = None) -> Server:
     """`faq-bot serve` on a free localhost port, over copies of the fixture site and index, with
     its own visitor log; returns once the server answers."""
     import shutil
@@ -120,14 +120,17 @@ def start_server(root: Path, fixture_index: Path, rate_limit: int = 0) -> Server
         {"name": "papers", "path": str(FIXTURES / "papers"), "base_url": "https://github.com/example/papers/blob/main/",
          "url_rule": "github"}], {"feedback_log": str(log)})
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "faq_bot", "serve", "--config", str(config), "--index",
-                             str(index_dir), "--port", str(port), "--rate-limit", str(rate_limit)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server_log = root / "server.log"         # a file, not a pipe: nobody reads a pipe while tests run
+    with open(server_log, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "faq_bot", "serve", "--config", str(config), "--index",
+                                 str(index_dir), "--port", str(port), "--rate-limit", str(rate_limit)],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stdout.read()}")
+            raise RuntimeError(f"server exited: {server_log.read_text(encoding='utf-8')}")
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
                 if r.status == 200:

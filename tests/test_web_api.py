@@ -144,6 +144,17 @@ def test_rate_limit_returns_429(tmp_path, fixture_index):
     assert other == 200                      # another client is not throttled
 
 
+def test_a_forged_forwarded_for_does_not_dodge_the_limit(tmp_path, fixture_index):
+    """Only a trusted proxy's X-Forwarded-For names the client (here no proxy is trusted)."""
+    srv = start_server(tmp_path, fixture_index, rate_limit=2, env={"FORWARDED_ALLOW_IPS": "192.0.2.1"})
+    try:
+        codes = [ask(srv, {"question": "混合檢索是怎麼做的"}, {"X-Forwarded-For": f"203.0.113.{i}"})[0]
+                 for i in range(3)]
+    finally:
+        srv.stop()
+    assert codes == [200, 200, 429]
+
+
 def test_answers_switch_to_a_new_index_without_restart(server):
     """Re-ingest after a page changes while the server runs: the next answers come from it."""
     question = "交叉編碼器重新排序是在做什麼"

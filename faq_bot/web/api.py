@@ -23,10 +23,9 @@ MAX_HISTORY_TURNS = 20
 
 
 def client_key(request: Request) -> str:
-    """The client's address; behind a proxy (a Hugging Face Space) the first X-Forwarded-For hop."""
-    forwarded = request.headers.get("x-forwarded-for", "")
-    if forwarded.strip():
-        return forwarded.split(",")[0].strip()
+    """The client's address. Behind a proxy (a Hugging Face Space) uvicorn has already replaced it by
+    the X-Forwarded-For client, but only for proxies it trusts (FORWARDED_ALLOW_IPS, default
+    127.0.0.1): reading the header here would let any client pick its own rate-limit bucket."""
     return request.client.host if request.client else "unknown"
 
 
