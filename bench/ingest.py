@@ -207,7 +207,7 @@ def main() -> int:
     print(f"   peak RSS, no-change re-ingest: {again['peak_rss_mb']:.0f} MB; one page changed: "
           f"{changed['peak_rss_mb']:.0f} MB")
     print(f"   loaded searcher:        {searcher['peak_rss_mb']:8.0f} MB peak after {searcher['queries']} answers "
-          f"(RSS {searcher['rss_after_open_mb']:.0f} MB after open in {searcher['open_seconds']:.2f} s, "
+          f"(RSS {searcher['rss_after_open_mb']:.0f} MB after open and a first answer, {searcher['open_seconds']:.2f} s; "
           f"{searcher['rss_after_queries_mb']:.0f} MB after the answers)")
     print()
     print("targets (issue 2):")
