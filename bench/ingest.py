@@ -195,13 +195,18 @@ def main() -> int:
               f"{encode['chars']:,} characters, batch size {batch}, {encode['texts'] / encode['seconds']:.1f} "
               f"chunks/s, model load {encode['model_load_seconds']:.2f} s not counted; {_cores(encode)})")
         print(f"   ratio:                  {ratio:8.2f}x  (overhead {full['seconds'] - encode['seconds']:.1f} s)")
+        rest = full["seconds"] - full["embedding_seconds"]
+        print(f"   inside the full ingest: {full['embedding_seconds']:8.1f} s in embed_passages, {rest:.1f} s everything "
+              f"else (read, clean, chunk, model load, BM25 words, write): {full['seconds'] / full['embedding_seconds']:.2f}x "
+              "its own embedding")
     else:
         print(f"1. full ingest and bare encoding: not measured (started from a copy of {args.from_index})")
     print(f"2. no-change re-ingest:    {again['seconds']:8.2f} s   ingest() in a warm-imported process "
           f"(child process {again['process_seconds']:.2f} s; {_cores(again)}); up to date: {again['unchanged']}")
     print(f"   `faq-bot ingest --quiet`: {cli_seconds:6.2f} s   the whole command, as a person runs it")
     print(f"3. one page changed:       {changed['seconds']:8.2f} s   {page}: {changed['embedded']} chunk(s) "
-          f"embedded, {changed['reused']} reused (child process {changed['process_seconds']:.2f} s; {_cores(changed)})")
+          f"embedded in {changed['embedding_seconds']:.2f} s, {changed['reused']} reused "
+          f"(child process {changed['process_seconds']:.2f} s; {_cores(changed)})")
     if full:
         print(f"4. peak RSS, full ingest:  {full['peak_rss_mb']:8.0f} MB   (bare encoding: {encode['peak_rss_mb']:.0f} MB)")
     print(f"   peak RSS, no-change re-ingest: {again['peak_rss_mb']:.0f} MB; one page changed: "
