@@ -234,7 +234,9 @@ class Searcher:
 
 
 def _bigrams(text: str) -> set[str]:
-    key = _match_key(text)[:300]
+    """Character pairs of a passage's opening: enough to tell a passage published twice (as HTML
+    and as Markdown) from a different one, and cheap enough to compute per search."""
+    key = re.sub(r"\s+", "", text[:200].lower())[:160]
     return {key[i:i + 2] for i in range(len(key) - 1)}
 
 
