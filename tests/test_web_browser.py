@@ -50,11 +50,11 @@ def _widget_ask(page, question: str):
     panel = host.locator(".panel")
     if panel.is_hidden():
         host.locator("button.fab").click()
+    answers = host.locator(".msg.a, .msg.err")
+    before = answers.count()              # counted before asking: a fast answer must not be missed
     page.keyboard.type(question)          # the input has focus once the panel opens
     page.keyboard.press("Enter")
-    answers = host.locator(".msg.a, .msg.err")
-    count = answers.count()
-    answers.nth(count).wait_for(timeout=60_000) if count else answers.first.wait_for(timeout=60_000)
+    answers.nth(before).wait_for(timeout=60_000)
     return host
 
 
