@@ -62,7 +62,8 @@ def _hard_split(sentence: str, max_chars: int) -> list[str]:
 
 def split_section(blocks: list[str], max_chars: int, min_chars: int) -> list[str]:
     """Pack a section's sentences into pieces of at most max_chars, keeping block breaks as
-    newlines; a last piece shorter than min_chars joins the one before when it fits."""
+    newlines; a last piece shorter than min_chars takes whole sentences from the end of the one
+    before, as long as both stay within max_chars."""
     units: list[tuple[str, bool]] = []      # (sentence, starts a new block)
     for block in blocks:
         first = True
@@ -70,20 +71,24 @@ def split_section(blocks: list[str], max_chars: int, min_chars: int) -> list[str
             for piece in _hard_split(sent, max_chars):
                 units.append((piece, first))
                 first = False
-    pieces: list[str] = []
-    current = ""
-    for sent, new_block in units:
-        sep = ("\n" if new_block else "") if current else ""
-        if current and len(current) + len(sep) + len(sent) > max_chars:
-            pieces.append(current)
-            current, sep = "", ""
-        current += sep + sent
+
+    def joined(group: list[tuple[str, bool]]) -> str:
+        return "".join((("\n" if new_block else "") if i else "") + sent
+                       for i, (sent, new_block) in enumerate(group))
+
+    groups: list[list[tuple[str, bool]]] = []
+    current: list[tuple[str, bool]] = []
+    for unit in units:
+        if current and len(joined(current + [unit])) > max_chars:
+            groups.append(current)
+            current = []
+        current.append(unit)
     if current:
-        if pieces and len(current) < min_chars and len(pieces[-1]) + 1 + len(current) <= max_chars + min_chars:
-            pieces[-1] += "\n" + current
-        else:
-            pieces.append(current)
-    return pieces
+        while (groups and len(groups[-1]) > 1 and len(joined(current)) < min_chars
+               and len(joined(groups[-1][-1:] + current)) <= max_chars):
+            current.insert(0, groups[-1].pop())
+        groups.append(current)
+    return [joined(g) for g in groups]
 
 
 def chunk_page(page: Page, max_chars: int, min_chars: int) -> list[Chunk]:
