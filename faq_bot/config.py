@@ -180,6 +180,9 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         raise ConfigError(f"cannot parse {cfg_path}: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("sources"), list) or not raw["sources"]:
         raise ConfigError(f"{cfg_path}: expected a mapping with a non-empty 'sources' list")
+    unknown = sorted(set(raw) - {"sources", "settings"})
+    if unknown:
+        raise ConfigError(f"{cfg_path}: unknown top-level key(s) {unknown}; allowed: ['settings', 'sources']")
     base_dir = cfg_path.parent
     sources = tuple(_parse_source(s, base_dir, i) for i, s in enumerate(raw["sources"]))
     names = [s.name for s in sources]
