@@ -54,6 +54,9 @@ def load_items(path: str | Path) -> list[EvalItem]:
             raise EvalFileError(f"{path}: item {i} needs a non-empty 'question'")
         if ("page" in entry) != ("evidence" in entry):
             raise EvalFileError(f"{path}: item {i} must have both 'page' and 'evidence' or neither")
+        if "evidence" in entry and not all(isinstance(entry[k], str) and entry[k].strip()
+                                           for k in ("page", "evidence")):
+            raise EvalFileError(f"{path}: item {i}: 'page' and 'evidence' must be non-empty text")
         items.append(EvalItem(question=entry["question"], kind=str(entry.get("kind", "")),
                               page=entry.get("page"), evidence=entry.get("evidence")))
     return items
