@@ -39,7 +39,15 @@ def run_search(args: argparse.Namespace) -> int:
         _emit(searcher.search(args.question, k=args.k).to_dict())
         return 0
     failures = 0
-    for line_no, line in enumerate(sys.stdin, 1):
+    # Lines are decoded here, one by one: a line that is not UTF-8 is that line's error, whatever
+    # the locale's stdin error handler would do with it (raise, or pass surrogates on).
+    for line_no, raw in enumerate(getattr(sys.stdin, "buffer", sys.stdin), 1):
+        try:
+            line = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as exc:
+            _emit({"line": line_no, "error": f"not valid UTF-8 (byte {exc.start})"})
+            failures += 1
+            continue
         if not line.strip():
             continue
         try:
