@@ -102,7 +102,9 @@ class SentenceTransformerEmbedder:
         self.query_prefix = default_q if query_prefix is None else query_prefix
         self.passage_prefix = default_p if passage_prefix is None else passage_prefix
         self.model = model
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        # renamed in sentence-transformers 6 (the old name warns there, and will go)
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
 
     def _encode(self, texts: Sequence[str], prefix: str) -> np.ndarray:
         vectors = self._model.encode([prefix + t for t in texts], batch_size=16,
