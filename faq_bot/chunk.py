@@ -64,20 +64,25 @@ def split_section(blocks: list[str], max_chars: int, min_chars: int) -> list[str
     """Pack a section's sentences into pieces of at most max_chars, keeping block breaks as
     newlines; a last piece shorter than min_chars takes whole sentences from the end of the one
     before, as long as both stay within max_chars."""
-    units: list[tuple[str, bool]] = []      # (sentence, starts a new block)
+    # (sentence, what joins it to the one before): a newline between blocks; inside a block one
+    # space where the page had white space after Western text ("vs. MCMC", "yes! No"), none
+    # after Chinese text (there it is only the source's line wrapping)
+    units: list[tuple[str, str]] = []
     for block in blocks:
-        first = True
+        pos = None
         for sent in split_sentences(block):
             for piece in _hard_split(sent, max_chars):
-                units.append((piece, first))
-                first = False
+                start = block.find(piece, pos or 0)
+                start = start if start >= 0 else (pos or 0)
+                spaced = pos is not None and start > pos and block[pos - 1].isascii()
+                units.append((piece, "\n" if pos is None else " " if spaced else ""))
+                pos = start + len(piece)
 
-    def joined(group: list[tuple[str, bool]]) -> str:
-        return "".join((("\n" if new_block else "") if i else "") + sent
-                       for i, (sent, new_block) in enumerate(group))
+    def joined(group: list[tuple[str, str]]) -> str:
+        return group[0][0] + "".join(sep + sent for sent, sep in group[1:])
 
-    groups: list[list[tuple[str, bool]]] = []
-    current: list[tuple[str, bool]] = []
+    groups: list[list[tuple[str, str]]] = []
+    current: list[tuple[str, str]] = []
     for unit in units:
         if current and len(joined(current + [unit])) > max_chars:
             groups.append(current)
