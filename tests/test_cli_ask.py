@@ -1,0 +1,68 @@
+"""`faq-bot ask`, the answer a person reads: quoted passages with numbered citations to the page
+and section, or an honest "not found" with the closest pages; bad questions refused clearly."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from conftest import FIXTURE_CONFIG, run_cli
+
+
+def _ask(index, question: str, *extra: str):
+    return run_cli("ask", "--config", str(FIXTURE_CONFIG), "--index", str(index), *extra, question)
+
+
+def test_answer_quotes_passages_with_numbered_citations(fixture_index):
+    result = _ask(fixture_index, "你們做語音去噪最後模型多大？")
+    assert result.returncode == 0, result.stderr
+    body, _, sources = result.stdout.partition("\n\n")
+    assert "9 MB" in body and "RTF 是 0.08" in body
+    cited = re.findall(r"\[(\d+)\]$", body, re.M)                       # each passage ends with its number
+    listed = re.findall(r"^\[(\d+)\] ", sources, re.M)
+    assert cited and cited == listed == [str(n) for n in range(1, len(cited) + 1)]
+    # [1] names the page title and section, then the link to that section
+    assert re.search(r"^\[1\] 那些語音處理踩的坑 › 語音增強 \(Speech Enhancement\)\n"
+                     r"    https://example\.org/speech#語音增強-speech-enhancement$", sources, re.M), sources
+
+
+def test_not_found_says_so_and_suggests_the_closest_pages(fixture_index):
+    result = _ask(fixture_index, "怎麼申請台灣護照？")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Not found in the portal")
+    assert lines[1] == "Closest pages:"
+    links = [line.strip() for line in lines[2:] if line.strip().startswith("https://")]
+    assert 1 <= len(links) <= 3
+    assert "[1]" not in result.stdout                                    # nothing is cited as an answer
+
+
+def test_json_answer_has_citations_and_escaped_markdown(fixture_index):
+    """Page text that looks like markup is escaped in the Markdown the web layer renders."""
+    result = _ask(fixture_index, "閱讀理解模型用什麼微調？corpus-xss", "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert set(answer) == {"question", "answerable", "answer_markdown", "citations", "suggestions"}
+    items = answer["citations"] or answer["suggestions"]
+    assert items and all(set(c) == {"n", "title", "section", "url", "snippet"} for c in items)
+    assert any("corpus-xss" in c["snippet"] for c in items)
+    assert "<script>" not in answer["answer_markdown"]
+
+
+def test_control_characters_in_a_question_are_removed(fixture_index):
+    result = _ask(fixture_index, "你們做語音去噪\x07最後模型\u200b多大？\x1b")
+    assert result.returncode == 0, result.stderr
+    assert "https://example.org/speech#語音增強-speech-enhancement" in result.stdout
+
+
+@pytest.mark.parametrize("question, message", [
+    ("", "the question is empty"),
+    (" \t ", "the question is empty"),
+    ("問" * 2001, "2001 characters long; the limit is 2000"),
+])
+def test_bad_questions_are_refused_with_the_reason(fixture_index, question, message):
+    result = _ask(fixture_index, question)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""

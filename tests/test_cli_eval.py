@@ -1,0 +1,69 @@
+"""`faq-bot eval QUESTIONS.yaml`: the metrics of the dev.yaml format, computed right, and clear
+errors for question files it cannot use."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from conftest import FIXTURE_CONFIG, FIXTURES, run_cli
+
+METRICS = ("page@1", "page@5", "evidence@5", "mrr@10", "abstention")
+
+
+def _eval(index, questions, *extra: str):
+    return run_cli("eval", "--config", str(FIXTURE_CONFIG), "--index", str(index), str(questions), *extra)
+
+
+def test_eval_prints_every_metric(fixture_index):
+    """tests/fixtures/questions.yaml: four answerable questions (one Simplified, one English) and
+    two no page answers."""
+    result = _eval(fixture_index, FIXTURES / "questions.yaml")
+    assert result.returncode == 0, result.stderr
+    printed = {line.split(":")[0].strip(): line.split(":")[1].strip()
+               for line in result.stdout.split("\n\n")[0].splitlines()}
+    assert set(METRICS) <= set(printed)
+    assert printed["evidence@5"] == "1.000" and printed["abstention"] == "1.000"
+    assert printed["answerable_items"] == "4" and printed["unanswerable_items"] == "2"
+
+
+def test_eval_metrics_are_computed_as_dev_yaml_defines_them(fixture_index, tmp_path):
+    """Known outcomes: one question whose evidence is at rank 1, one whose evidence no page has,
+    one "unanswerable" item the pages do answer and one they do not."""
+    questions = tmp_path / "q.yaml"
+    questions.write_text(yaml.safe_dump([
+        {"question": "混合檢索是怎麼做的", "kind": "found", "page": "site/rag.md", "evidence": "結合向量與全文檢索"},
+        {"question": "混合檢索是怎麼做的", "kind": "nowhere", "page": "site/rag.md", "evidence": "這句話不在任何頁面上"},
+        {"question": "混合檢索是怎麼做的", "kind": "oos"},
+        {"question": "怎麼申請台灣護照？", "kind": "oos"},
+    ], allow_unicode=True), encoding="utf-8")
+    result = _eval(fixture_index, questions, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["metrics"] == {"page@1": 0.5, "page@5": 0.5, "evidence@5": 0.5, "mrr@10": 0.5,
+                                 "false_abstention": 0.0, "abstention": 0.5,
+                                 "answerable_items": 2, "unanswerable_items": 2}
+    assert report["by_kind"]["found"]["evidence@5"] == 1.0 and report["by_kind"]["nowhere"]["page@5"] == 0.0
+    assert report["by_kind"]["oos"]["abstention"] == 0.5
+
+
+@pytest.mark.parametrize("content, message", [
+    ("- question: 只有頁面沒有證據\n  page: site/speech.md\n", "must have both 'page' and 'evidence'"),
+    ("- question: 證據是數字\n  page: site/speech.md\n  evidence: 42\n", "must be non-empty text"),
+    ("- question: 證據是空的\n  page: site/speech.md\n  evidence: ''\n", "must be non-empty text"),
+    ("- kind: oos\n", "item 0 needs a non-empty 'question'"),
+    ("questions:\n  - question: 不是清單\n", "expected a non-empty list"),
+    ("- question: [unclosed\n", "cannot parse"),
+])
+def test_malformed_question_files_are_refused(fixture_index, tmp_path, content, message):
+    questions = tmp_path / "q.yaml"
+    questions.write_text(content, encoding="utf-8")
+    result = _eval(fixture_index, questions)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_question_file_is_named(fixture_index, tmp_path):
+    result = _eval(fixture_index, tmp_path / "none.yaml")
+    assert result.returncode == 2 and "question file not found" in result.stderr and "none.yaml" in result.stderr

@@ -1,0 +1,96 @@
+"""Retrieval on the fixture site: query normalisation (Simplified -> Traditional, full-width),
+answerable questions answered from the right page, off-topic ones abstained from, and one page
+not filling the top 5."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from conftest import FIXTURES, questions_jsonl, search_jsonl, write_config
+
+ANSWERABLE = {
+    "语音去噪模型有多大": "speech.md",                       # Simplified, the page is Traditional
+    "为什么百度云的语音资料集下载不了": "speech.md",
+    "７Ｂ模型全參數微調需要多少ＶＲＡＭ？": "gpu.md",          # full-width letters and digits (NFKC)
+    "等錯誤率 EER 是怎麼定義的": "speech.md",
+    "DeepKE 可以做什麼": "NLP Information Extraction/DeepKE.md",
+    "本地部署大模型可以用什麼工具": "rag.md",
+}
+ENGLISH = "What toolkit did the team use for speech recognition in the contest?"     # about html/talk.html
+OFF_TOPIC = ["台北明天會下雨嗎？", "怎麼申請台灣護照？", "请推荐好吃的牛肉面",
+             "How do I schedule a training pipeline with Airflow?", "Ray Tune 做超參數搜尋要怎麼設定？"]
+ONE_PAGE_QUESTION = "大型語言模型的 VRAM 估算與全參數微調"     # every chunk of gpu.md matches it
+
+
+def _search(index, questions: list[str], config=FIXTURES / "sources.yaml") -> dict[str, dict]:
+    result = search_jsonl(index, questions_jsonl(questions), config)
+    assert result.returncode == 0, result.stderr
+    return {row["question"]: row for row in map(json.loads, result.stdout.splitlines())}
+
+
+@pytest.fixture(scope="module")
+def results(fixture_index) -> dict[str, dict]:
+    return _search(fixture_index, [*ANSWERABLE, ENGLISH, *OFF_TOPIC, ONE_PAGE_QUESTION])
+
+
+@pytest.mark.parametrize("question", list(ANSWERABLE))
+def test_answerable_questions_are_answered_from_the_right_page(results, question):
+    row = results[question]
+    assert row["answerable"] is True
+    assert row["hits"][0]["path"] == ANSWERABLE[question]
+
+
+def test_english_question_finds_the_chinese_page(results):
+    assert results[ENGLISH]["hits"][0]["path"] == "html/talk.html"
+    assert "Kaldi" in results[ENGLISH]["hits"][0]["text"]
+
+
+@pytest.mark.xfail(strict=True, reason="English questions on the fixture site score dense_top 0.80-0.83, under "
+                                       "abstain_min_dense 0.83, so all are abstained from (reported to the lead)")
+def test_english_question_about_a_chinese_page_is_answerable(results):
+    assert results[ENGLISH]["answerable"] is True
+
+
+def test_simplified_question_matches_traditional_text(results):
+    hit = results["语音去噪模型有多大"]["hits"][0]
+    assert "9 MB" in hit["text"] and "語音" in hit["title"]
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_questions_no_page_answers_are_abstained_from(results, question):
+    """Off-topic, and on-topic questions about a tool no page mentions: answerable false, with
+    the closest passages still listed (the CLI shows them as suggestions)."""
+    row = results[question]
+    assert row["answerable"] is False
+    assert row["hits"]
+
+
+def _pages_in_top5(row: dict) -> Counter:
+    return Counter(h["path"] for h in row["hits"][:5])
+
+
+def _settings_config(tmp_path, **settings):
+    """The fixture sources with other retrieval settings (searching needs no new index)."""
+    return write_config(tmp_path / "sources.yaml", [
+        {"name": "site", "path": str(FIXTURES / "site"), "base_url": "https://example.org/", "url_rule": "jekyll"},
+        {"name": "papers", "path": str(FIXTURES / "papers"), "base_url": "https://github.com/example/papers/blob/main/",
+         "url_rule": "github"}], {"boilerplate_min_pages": 4, **settings})
+
+
+def test_per_page_limit_keeps_one_page_from_filling_the_top_5(fixture_index, tmp_path):
+    """The same question with the limit at 5 and at 2: unlimited, gpu.md takes 3 of the top 5;
+    limited, it takes 2 and other pages move up."""
+    unlimited = _search(fixture_index, [ONE_PAGE_QUESTION], _settings_config(tmp_path, max_hits_per_page=5))
+    assert _pages_in_top5(unlimited[ONE_PAGE_QUESTION])["gpu.md"] == 3
+    limited = _search(fixture_index, [ONE_PAGE_QUESTION], _settings_config(tmp_path, max_hits_per_page=2))
+    top5 = _pages_in_top5(limited[ONE_PAGE_QUESTION])
+    assert top5["gpu.md"] == 2 and max(top5.values()) == 2
+    assert limited[ONE_PAGE_QUESTION]["hits"][0]["path"] == "gpu.md"
+
+
+@pytest.mark.xfail(strict=True, reason="settings.max_hits_per_page is 3 (config.py: 'the answer is often the 3rd "
+                                       "passage of the right page'); the brief asks for at most 2 — lead to decide")
+def test_default_top_5_has_at_most_two_hits_of_one_page(results):
+    assert max(_pages_in_top5(results[ONE_PAGE_QUESTION]).values()) <= 2
