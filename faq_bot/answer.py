@@ -1,23 +1,23 @@
-"""Turn search hits into what a person reads: short passages trimmed to the sentences that answer,
-numbered citations to the page and section, or an honest "the portal does not cover this" with
-the closest pages. Nothing here is generated: every sentence shown is quoted from a page.
+"""Turn the policy's decision into what a person reads: short passages built around the sentences
+that answer, numbered citations to the page and section (with a text fragment that highlights the
+quoted sentence), or an honest "the portal does not cover this" with the closest pages. Nothing here
+is generated: every sentence shown is quoted from a page.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable
+from urllib.parse import quote
 
+from .policy import Decision, ScoredSentence, decide, load_calibration
 from .retrieve import Hit, SearchResult, Searcher, check_question
-from .textproc import normalize_query, split_sentences
+from .textproc import match_key, normalize, split_sentences
 
+# A quoted passage: the answering sentence and its neighbours, within this many characters. Three
+# of them fit the widget's panel without scrolling on a laptop.
 SNIPPET_CHARS = 220
 MAX_CITATIONS = 3
-# A passage after the first is cited only if its cosine similarity is within this distance of
-# the best one's: e5 scores sit in a narrow band, and on the portal a gap over 0.02 separated the
-# passages that answer from neighbours on other topics. Weaker hits stay in `faq-bot search`.
-CITE_MAX_DENSE_GAP = 0.02
 
 
 @dataclass
@@ -36,9 +36,16 @@ class Answer:
     citations: list[Citation]            # the passages that answer, numbered [1], [2] ...
     suggestions: list[Citation] = field(default_factory=list)   # closest pages when not answerable
     search_query: str = ""               # what was searched (includes the previous turn for follow-ups)
+    mode: str = "extractive"
+    result: SearchResult | None = field(default=None, repr=False, compare=False)   # for eval and search
+    decision: Decision | None = field(default=None, repr=False, compare=False)
+
+    def shown_text(self) -> str:
+        """What the visitor reads of the answer: the quoted passages (empty for an abstention)."""
+        return "\n".join(c.snippet for c in self.citations) if self.answerable else ""
 
     def to_dict(self) -> dict:
-        return {"question": self.question, "answerable": self.answerable,
+        return {"question": self.question, "answerable": self.answerable, "mode": self.mode,
                 "answer_markdown": self.to_markdown(),
                 "citations": [asdict(c) for c in self.citations],
                 "suggestions": [asdict(c) for c in self.suggestions]}
@@ -88,36 +95,25 @@ def _safe_url(url: str) -> str:
     return url.replace("(", "%28").replace(")", "%29").replace(" ", "%20").replace("<", "%3C").replace(">", "%3E")
 
 
-# ---------------------------------------------------------------- trimming
+# ---------------------------------------------------------------- passages
 
-def trim_to_sentences(text: str, words: Sequence[str], weights: dict[str, float], limit: int = SNIPPET_CHARS) -> str:
-    """The sentences of `text` that share the most (IDF-weighted) question words, with their
-    neighbours, in page order, within `limit` characters."""
-    sentences = split_sentences(text)
-    if not sentences:
-        return text[:limit]
-    lowered = [s.lower() for s in sentences]
-    scores = [sum(weights.get(w, 1.0) for w in set(words) if w in s) for s in lowered]
-    best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
-    if scores[best] == 0:
-        best = 0
-    chosen = {best}
-    length = len(sentences[best])
-    # grow around the best sentence, preferring the better-scoring neighbour
-    lo, hi = best - 1, best + 1
+def passage_around(sentences: list[str], center: int, limit: int = SNIPPET_CHARS) -> str:
+    """Sentence `center` with its neighbours, the next one first (an answer often follows the
+    sentence that names the topic), in page order, within `limit` characters."""
+    chosen = {center}
+    length = len(sentences[center])
+    lo, hi = center - 1, center + 1
     while lo >= 0 or hi < len(sentences):
-        options = [i for i in (lo, hi) if 0 <= i < len(sentences)]
-        pick = max(options, key=lambda i: (scores[i], -abs(i - best), i == hi))
+        pick = hi if hi < len(sentences) and (lo < 0 or hi - center <= center - lo) else lo
         if length + len(sentences[pick]) + 1 > limit:
             break
         chosen.add(pick)
         length += len(sentences[pick]) + 1
-        if pick == lo:
-            lo -= 1
-        else:
+        if pick == hi:
             hi += 1
-    parts = [sentences[i] for i in sorted(chosen)]
-    snippet = " ".join(parts)
+        else:
+            lo -= 1
+    snippet = " ".join(sentences[i] for i in sorted(chosen))
     if len(snippet) > limit:
         snippet = snippet[:limit - 1].rstrip() + "…"
     prefix = "…" if min(chosen) > 0 else ""
@@ -125,12 +121,46 @@ def trim_to_sentences(text: str, words: Sequence[str], weights: dict[str, float]
     return prefix + snippet + suffix
 
 
+_CLAUSE = re.compile(r"[，、：；,;:]")
+_END_MARKS = "。！？；.!?;…"
+
+
+def text_fragment(sentence: str) -> str:
+    """A `:~:text=` directive that makes a browser scroll to and highlight the sentence. A long
+    sentence is given as its first and last clause (textStart,textEnd), cut where a clause ends,
+    so both ends fall on word boundaries in Chinese text too."""
+    text = sentence.strip().rstrip(_END_MARKS).strip()
+    if not text:
+        return ""
+
+    def enc(part: str) -> str:
+        return quote(part.strip(), safe="").replace("-", "%2D")
+
+    clauses = [c for c in _CLAUSE.split(text) if c.strip()]
+    if len(text) > 80 and len(clauses) >= 2:
+        return f":~:text={enc(clauses[0])},{enc(clauses[-1])}"
+    return f":~:text={enc(text)}"
+
+
+def cited_url(hit: Hit, sentence: str) -> str:
+    fragment = text_fragment(sentence)
+    link = hit.chunk.link
+    if not fragment:
+        return link
+    return link + fragment if "#" in link else link + "#" + fragment
+
+
 # ---------------------------------------------------------------- follow-ups
 
-# A question that leans on the previous one: opens with a pronoun or "and/what about", or is a
-# short question ending in 呢 ("RTF 呢？").
-_FOLLOW_UP = re.compile(r"^(那|它|這|其|還有|另外|and\b|what about|how about|its?\b|they\b|them\b|then\b)", re.I)
-_SHORT_NE = re.compile(r"^.{1,12}呢[?？]?$")
+# A question that leans on the previous one: opens with a pronoun, "and/what about/then/if", ends
+# in 呢 ("RTF 呢？"), or is short: in a chat a short question nearly always continues the last one.
+_FOLLOW_UP = re.compile(r"^(那|它|這|其|還有|另外|後來|然後|如果|若|再|and\b|what about|how about|its?\b|"
+                        r"they\b|them\b|then\b|if\b|and if\b|what if\b)", re.I)
+_ENDS_NE = re.compile(r"呢[?？]?$")
+# A question of at most this many letters and digits is read as continuing the previous one:
+# "後來改用什麼模型？" (8) names no topic of its own, while a question that does ("LSTM 裡面有哪幾
+# 個門？", 10) still finds its topic when the previous turn is searched with it at a lower weight.
+SHORT_FOLLOW_UP_CHARS = 12
 
 
 def previous_questions(history: Iterable | None) -> list[str]:
@@ -147,65 +177,67 @@ def previous_questions(history: Iterable | None) -> list[str]:
     return [q for q in out if q.strip()]
 
 
-def contextual_query(question: str, history: Iterable | None) -> str:
-    """A follow-up ("那它的 RTF 呢？") is searched together with the previous question, so the
-    thing it refers to is found; a question that stands alone is searched as is."""
+def follow_up_context(question: str, history: Iterable | None) -> str | None:
+    """The previous question when this one leans on it ("那它的 RTF 呢？"): it is then searched
+    together with the question, so the thing it refers to is found; None for a question that
+    stands alone."""
     earlier = previous_questions(history)
     if not earlier:
-        return question
-    q = normalize_query(question).strip()
-    if _FOLLOW_UP.search(q) or _SHORT_NE.match(q):
-        return f"{earlier[-1]} {question}"
-    return question
+        return None
+    q = normalize(question).strip()
+    content = sum(ch.isalnum() for ch in q)
+    if _FOLLOW_UP.search(q) or _ENDS_NE.search(q) or content <= SHORT_FOLLOW_UP_CHARS:
+        return earlier[-1]
+    return None
 
 
 # ---------------------------------------------------------------- answering
 
-def build_answer(question: str, result: SearchResult, searcher: Searcher) -> Answer:
-    words = searcher.cutter.tokens(result.query)
-    weights = searcher.word_weights(words)
-    if result.answerable:
-        cites = [_citation(n, hit, words, weights) for n, hit in enumerate(citable(result.hits), 1)]
-        return Answer(question=question, answerable=True, citations=cites, search_query=result.question)
+def build_answer(question: str, result: SearchResult, decision: Decision) -> Answer:
+    """Quotes become numbered citations; quotes from one section of one page share a citation."""
+    if decision.answerable:
+        citations: list[Citation] = []
+        where: dict[tuple[str, str], Citation] = {}
+        for quote_ in decision.quotes[:MAX_CITATIONS]:
+            hit = result.hits[quote_.hit_rank]
+            snippet = _snippet(hit, quote_)
+            key = (hit.chunk.page_id, hit.chunk.anchor)
+            if key in where:
+                cited = where[key]
+                if match_key(snippet) not in match_key(cited.snippet):
+                    cited.snippet = f"{cited.snippet} {snippet}"
+                continue
+            cited = Citation(n=len(citations) + 1, title=hit.chunk.title, section=hit.chunk.section,
+                             url=cited_url(hit, quote_.text), snippet=snippet)
+            where[key] = cited
+            citations.append(cited)
+        return Answer(question=question, answerable=True, citations=citations, search_query=result.question,
+                      result=result, decision=decision)
     seen, suggestions = set(), []
     for hit in result.hits:
         if hit.chunk.page_id in seen:
             continue
         seen.add(hit.chunk.page_id)
-        suggestions.append(_citation(len(suggestions) + 1, hit, words, weights))
+        lead = next((q for q in decision.quotes if result.hits[q.hit_rank] is hit), None)
+        snippet = _snippet(hit, lead) if lead else passage_around(split_sentences(hit.chunk.text) or [hit.chunk.text], 0)
+        suggestions.append(Citation(n=len(suggestions) + 1, title=hit.chunk.title, section=hit.chunk.section,
+                                    url=hit.chunk.link, snippet=snippet))
         if len(suggestions) == MAX_CITATIONS:
             break
     return Answer(question=question, answerable=False, citations=[], suggestions=suggestions,
-                  search_query=result.question)
+                  search_query=result.question, result=result, decision=decision)
 
 
-def citable(hits: list[Hit]) -> list[Hit]:
-    """The first hit, and the next ones (up to MAX_CITATIONS) that are about as close in meaning;
-    a hit found by BM25 alone is cited if it matches the words at least as well as the first."""
-    top = hits[:MAX_CITATIONS]
-    dense = [h.dense_score for h in top if not math.isnan(h.dense_score)]
-    best = max(dense, default=math.nan)
-    chosen = top[:1]
-    for hit in top[1:]:
-        if math.isnan(hit.dense_score):
-            close = hit.bm25_score >= top[0].bm25_score > 0
-        else:
-            close = hit.dense_score >= best - CITE_MAX_DENSE_GAP
-        if close:
-            chosen.append(hit)
-    return chosen
-
-
-def _citation(n: int, hit: Hit, words: list[str], weights: dict[str, float]) -> Citation:
-    c = hit.chunk
-    return Citation(n=n, title=c.title, section=c.section, url=c.link,
-                    snippet=trim_to_sentences(c.text, words, weights))
+def _snippet(hit: Hit, quote_: ScoredSentence) -> str:
+    sentences = split_sentences(hit.chunk.text) or [hit.chunk.text]
+    return passage_around(sentences, min(quote_.index, len(sentences) - 1))
 
 
 def answer(searcher: Searcher, question: str, history: Iterable | None = None, k: int = 10) -> Answer:
     """Answer a question (with the chat so far, for follow-ups). Raises QuestionError for bad input."""
     text = check_question(question, searcher.settings.max_question_chars)
-    query = contextual_query(text, history)
-    if len(query) > searcher.settings.max_question_chars:
-        query = text
-    return build_answer(text, searcher.search(query, k=k), searcher)
+    context = follow_up_context(text, history)
+    result = searcher.search(text, k=k, context=context)
+    manifest = searcher.index.manifest
+    decision = decide(result, load_calibration(manifest.backend, manifest.model))
+    return build_answer(text, result, decision)

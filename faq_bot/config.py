@@ -60,14 +60,14 @@ class Settings:
     # Candidates taken from each retriever before fusion, and the RRF constant (Cormack et al.).
     candidates: int = 50
     rrf_k: int = 60
+    # A third candidate list: chunks ranked by their best sentence's cosine (sentence vectors are
+    # stored at ingest). Measured on dev.yaml by bench/quality.py, see bench/README.md.
+    sentence_candidates: bool = True
     # At most this many hits from one page lead the results, so one page cannot fill the top 5
     # (3, not 2: the answer is often the 3rd passage of the right page; measured on dev.yaml).
     max_hits_per_page: int = 3
-    # Abstention: see retrieve.decide_answerable; calibrated on eval/dev.yaml by bench/quality.py.
-    abstain_min_dense: float = 0.83
-    abstain_min_coverage: float = 0.36
-    abstain_min_coverage_latin: float = 0.1
-    abstain_strong_dense: float = 0.89
+    # Whether to answer is decided by policy.py with weights fitted per embedding model
+    # (faq_bot/calibration/, bench/calibrate.py), not by settings here.
     # Questions longer than this are refused with a message (not silently truncated).
     max_question_chars: int = 2000
     # Where the web app appends feedback and unanswered questions (JSON lines).
@@ -155,7 +155,10 @@ def _parse_settings(raw: Any, base_dir: Path) -> Settings:
             value = p if p.is_absolute() else base_dir / p
         elif isinstance(default, tuple):
             value = _as_str_tuple(value, f"settings.{key}")
-        elif isinstance(default, bool) or not isinstance(value, type(default)):
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"settings.{key} must be true or false, not {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, type(default)):
             if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             else:

@@ -1,24 +1,27 @@
-"""`faq-bot eval`: retrieval quality on a question file in the format of eval/dev.yaml.
+"""`faq-bot eval`: answer and retrieval quality on a question file in the format of eval/dev.yaml.
 
 Metrics (as that file's header defines them):
+- answer@evidence (the headline): the reply a visitor reads (the quoted passages of the answer the
+  chat, API and widget show, from the same `answer()`) holds the evidence, and is not a refusal;
 - page@k: a top-k hit's page contains the evidence phrase (several pages may);
 - evidence@k: the first 500 characters of a top-k hit's own text contain the evidence;
 - MRR@10: 1 / rank of the first hit whose page contains the evidence;
 - abstention: for questions no page answers, the share answered with `answerable: false`;
   false abstention: the share of answerable questions wrongly refused.
-Texts are compared after NFKC, dropping Markdown marks and link targets, removing white space
-and lower-casing.
+Texts are compared by `textproc.match_key` (NFKC, Markdown marks and link targets dropped, white
+space removed, lower case), the same key the answer policy matches with. Follow-up items are asked
+with their `history`, through the same code path as the chat.
 """
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import yaml
+
+from .textproc import match_key
 
 HIT_CHARS = 500
 
@@ -33,6 +36,7 @@ class EvalItem:
     kind: str
     page: str | None = None
     evidence: str | None = None
+    history: tuple[str, ...] = ()
 
     @property
     def answerable(self) -> bool:
@@ -57,20 +61,12 @@ def load_items(path: str | Path) -> list[EvalItem]:
         if "evidence" in entry and not all(isinstance(entry[k], str) and entry[k].strip()
                                            for k in ("page", "evidence")):
             raise EvalFileError(f"{path}: item {i}: 'page' and 'evidence' must be non-empty text")
+        history = entry.get("history") or []
+        if not isinstance(history, list) or not all(isinstance(h, str) and h.strip() for h in history):
+            raise EvalFileError(f"{path}: item {i}: 'history' must be a list of earlier questions (text)")
         items.append(EvalItem(question=entry["question"], kind=str(entry.get("kind", "")),
-                              page=entry.get("page"), evidence=entry.get("evidence")))
+                              page=entry.get("page"), evidence=entry.get("evidence"), history=tuple(history)))
     return items
-
-
-_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_MD_MARKS = re.compile(r"[*_`#>|~]")
-
-
-def match_key(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text)
-    text = _MD_LINK.sub(r"\1", text)
-    text = _MD_MARKS.sub("", text)
-    return re.sub(r"\s+", "", text).lower()
 
 
 @dataclass
@@ -79,8 +75,18 @@ class EvalHit:
     text: str
 
 
-# A search function: question -> (answerable, ranked hits)
-SearchFn = Callable[[str], tuple[bool, list[EvalHit]]]
+@dataclass
+class Reply:
+    """What a system gave for one question: its verdict, its ranked hits, and the text a visitor
+    reads (the quoted passages; a peer without answers shows its top hit)."""
+
+    answerable: bool
+    hits: list[EvalHit]
+    shown: str
+
+
+# An answer function: question item (question + history) -> Reply
+AnswerFn = Callable[[EvalItem], Reply]
 
 
 @dataclass
@@ -90,6 +96,7 @@ class ItemResult:
     page_rank: int | None        # 1-based rank of the first hit whose page has the evidence
     evidence_rank: int | None    # 1-based rank of the first hit whose text has it
     top_pages: list[str] = field(default_factory=list)
+    answer_has_evidence: bool = False   # the shown reply holds the evidence and is no refusal
 
 
 @dataclass
@@ -105,6 +112,7 @@ class EvalReport:
         m: dict[str, float] = {}
         if ans:
             n = len(ans)
+            m["answer@evidence"] = sum(r.answer_has_evidence for r in ans) / n
             m["page@1"] = sum(r.page_rank == 1 for r in ans) / n
             m["page@5"] = sum(r.page_rank is not None and r.page_rank <= 5 for r in ans) / n
             m["evidence@5"] = sum(r.evidence_rank is not None and r.evidence_rank <= 5 for r in ans) / n
@@ -115,6 +123,11 @@ class EvalReport:
         m["answerable_items"] = len(ans)
         m["unanswerable_items"] = len(oos)
         return m
+
+    def misses(self) -> list[ItemResult]:
+        """Answerable items whose reply lacks the evidence, and unanswerable items answered."""
+        return [r for r in self.results if (r.item.answerable and not r.answer_has_evidence)
+                or (not r.item.answerable and r.answerable)]
 
     def by_kind(self) -> dict[str, dict[str, float]]:
         groups: dict[str, list[ItemResult]] = defaultdict(list)
@@ -130,26 +143,32 @@ class EvalReport:
         lines.append("by kind: " + "; ".join(
             f"{kind} " + " ".join(f"{k}={v:.2f}" for k, v in km.items() if isinstance(v, float))
             for kind, km in self.by_kind().items()))
-        misses = [r for r in self.results if (r.item.answerable and (r.evidence_rank is None or r.evidence_rank > 5 or not r.answerable))
-                  or (not r.item.answerable and r.answerable)]
+        misses = self.misses()
         if misses:
             lines.append("")
             lines.append("misses:")
             for r in misses:
-                what = ("answered (should abstain)" if not r.item.answerable else
-                        "abstained" if not r.answerable else f"evidence rank {r.evidence_rank}, page rank {r.page_rank}")
-                lines.append(f"  [{r.item.kind}] {r.item.question} -> {what}")
+                lines.append(f"  [{r.item.kind}] {r.item.question} -> {describe_miss(r)}")
         return "\n".join(lines)
 
 
-def evaluate(search: SearchFn, items: Iterable[EvalItem], page_texts: dict[str, str], k: int = 10) -> EvalReport:
-    """Run every question through `search`; `page_texts` maps page id -> the page's visible text."""
+def describe_miss(r: ItemResult) -> str:
+    if not r.item.answerable:
+        return "answered (should abstain)"
+    if not r.answerable:
+        return f"abstained (evidence rank {r.evidence_rank})"
+    return f"reply lacks the evidence (evidence rank {r.evidence_rank}, page rank {r.page_rank})"
+
+
+def evaluate(answer_fn: AnswerFn, items: Iterable[EvalItem], page_texts: dict[str, str], k: int = 10) -> EvalReport:
+    """Run every question through `answer_fn`; `page_texts` maps page id -> the page's visible text."""
     page_keys = {p: match_key(t) for p, t in page_texts.items()}
     results = []
     for item in items:
-        answerable, hits = search(item.question)
-        hits = hits[:k]
+        reply = answer_fn(item)
+        hits = reply.hits[:k]
         page_rank = evidence_rank = None
+        has_evidence = False
         if item.answerable:
             ev = match_key(item.evidence)
             for rank, hit in enumerate(hits, 1):
@@ -157,7 +176,9 @@ def evaluate(search: SearchFn, items: Iterable[EvalItem], page_texts: dict[str, 
                     page_rank = rank
                 if evidence_rank is None and ev in match_key(hit.text[:HIT_CHARS]):
                     evidence_rank = rank
-        results.append(ItemResult(item, answerable, page_rank, evidence_rank, [h.page_id for h in hits[:5]]))
+            has_evidence = reply.answerable and ev in match_key(reply.shown)
+        results.append(ItemResult(item, reply.answerable, page_rank, evidence_rank, [h.page_id for h in hits[:5]],
+                                  has_evidence))
     return EvalReport(results)
 
 
@@ -169,9 +190,12 @@ def page_texts_of(chunks) -> dict[str, str]:
     return {p: "\n".join(t) for p, t in texts.items()}
 
 
-def searcher_fn(searcher, k: int = 10) -> SearchFn:
-    """The product's own search as an eval search function."""
-    def run(question: str):
-        result = searcher.search(question, k=k)
-        return result.answerable, [EvalHit(h.chunk.page_id, h.chunk.text) for h in result.hits]
+def answer_fn(searcher, k: int = 10) -> AnswerFn:
+    """The product's own answer (the one the chat, API and widget show) as an eval answer function."""
+    from .answer import answer
+
+    def run(item: EvalItem) -> Reply:
+        reply = answer(searcher, item.question, list(item.history), k=k)
+        return Reply(reply.answerable, [EvalHit(h.chunk.page_id, h.chunk.text) for h in reply.result.hits],
+                     reply.shown_text())
     return run

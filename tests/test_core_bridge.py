@@ -1,0 +1,57 @@
+"""bridge: English terms -> the Chinese terms the pages write (pure functions)."""
+from __future__ import annotations
+
+from faq_bot.bridge import Bridge, cedict, english_key, mine_term_pairs, parse_cedict, word_forms
+from faq_bot.textproc import word_cutter
+
+
+def test_mine_pairs_both_orders_and_acronyms():
+    cut = word_cutter().words
+    pairs = mine_term_pairs([
+        "我們做了語音增強（Speech Enhancement）的實驗。",
+        "採用檢索增強生成（RAG）架構。",
+        "Reranker（重新排序器）再排一次。",
+        "語音增強 (Speech Enhancement) 又一次。",
+        "參考（2014）與（a）不是術語。",
+    ], cut)
+    assert pairs["speech enhancement"] == ["語音增強"]
+    assert pairs["rag"] == ["檢索增強生成"]
+    assert pairs["reranker"] == ["重新排序器"]
+    assert "2014" not in pairs and "a" not in pairs
+
+
+def test_english_key_and_word_forms():
+    assert english_key("RAG's  Pipeline-") == "rag pipeline"
+    assert "model" in word_forms("models")
+    assert "query" in word_forms("queries")
+    assert "stop" in word_forms("stopping")
+
+
+def test_parse_cedict_reverses_glosses():
+    table = parse_cedict([
+        "# comment",
+        "模型 模型 [mo2 xing2] /model/mold/matrix/pattern/",
+        "停止 停止 [ting2 zhi3] /to stop/to halt/to cease/",
+        "臺灣 台湾 [Tai2 wan1] /Taiwan/",
+        "個 个 [ge4] /CL:個|个[ge4]/individual/",
+    ])
+    assert table["model"] == ["模型"]
+    assert table["stop"] == ["停止"]
+    assert table["taiwan"] == ["台灣"]          # variant folded to the portal's form
+    assert not any(k.startswith("cl") for k in table)
+
+
+def test_translate_prefers_the_portals_pairs_and_longest_terms():
+    known = {"語音增強": 5, "語音": 40, "模型": 90, "模特兒": 0, "大小": 30}
+    bridge = Bridge(pairs={"speech enhancement": ["語音增強"]},
+                    dictionary={"speech": ["語音"], "model": ["模特兒", "模型"], "size": ["大小"]})
+    found = bridge.translate("How big is the speech enhancement model? What size?", lambda t: known.get(t, 0))
+    assert [(t.english, t.chinese, t.mined) for t in found] == [
+        ("speech enhancement", ("語音增強",), True), ("model", ("模型",), False), ("size", ("大小",), False)]
+    # Chinese questions use only the portal's own pairs
+    assert bridge.translate("語音增強 model", lambda t: known.get(t, 0), use_dictionary=False) == []
+
+
+def test_the_bundled_dictionary_loads():
+    table = cedict()
+    assert "模型" in table.get("model", [])

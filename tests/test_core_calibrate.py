@@ -1,0 +1,33 @@
+"""calibrate: fitting the answer policy (pure functions)."""
+from __future__ import annotations
+
+import numpy as np
+
+from faq_bot.calibrate import choose_threshold, fit_logistic, standardise, stratified_folds
+
+
+def test_logistic_separates_and_stays_finite():
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    w, b = fit_logistic(x, np.array([0, 0, 1, 1]), l2=1.0)
+    p = 1 / (1 + np.exp(-(x[:, 0] * w[0] + b)))
+    assert w[0] > 0 and p[0] < 0.5 < p[3] and np.isfinite(b)
+
+
+def test_standardise_constant_column():
+    mean, scale = standardise(np.array([[1.0, 5.0], [3.0, 5.0]]))
+    assert mean.tolist() == [2.0, 5.0] and scale.tolist() == [1.0, 1.0]
+
+
+def test_threshold_bounds_false_abstention():
+    p = [0.1, 0.2, 0.3, 0.8, 0.9]
+    assert choose_threshold(p, [0, 0, 1, 1, 1], 0.0) == 0.25      # halfway between 0.2 and 0.3
+    # allowed to refuse one answerable question in three, it refuses both unanswerable ones
+    t = choose_threshold([0.1, 0.2, 0.3, 0.8, 0.9], [0, 1, 0, 1, 1], 0.34)
+    assert 0.3 < t < 0.8
+
+
+def test_folds_spread_every_kind():
+    folds = stratified_folds(list("aaabbbccc"), 3)
+    assert sorted(i for f in folds for i in f) == list(range(9))
+    labels = list("aaabbbccc")
+    assert all(sorted(labels[i] for i in f) == ["a", "b", "c"] for f in folds)

