@@ -4,14 +4,14 @@
 Every question is searched once (as `answer()` does, follow-ups with their history). Then, for
 each of K folds (stratified by kind), on the other folds only:
   1. the sentence model: a logistic regression over policy.SENTENCE_FEATURES, trained on the
-     sentences of the top passages of answerable questions (a sentence is positive when it holds
-     the evidence phrase, or a piece of it);
+     sentences of the top passages of answerable questions (a sentence is positive when the
+     passage the answer would quote around it holds the evidence phrase);
   2. the cite ratio (how close to the best sentence a further quote must be), from a grid, by how
      often the reply would hold the evidence; among ratios within one question of the best, the
      one that quotes the fewest passages;
   3. the decision model: a logistic regression over policy.FEATURES (answerable vs oos/oos-near);
-  4. the threshold that keeps false abstention at most --max-false-abstention on those folds,
-     refusing as many unanswerable questions as possible;
+  4. a threshold per language (English / Chinese questions) that keeps false abstention at most
+     --max-false-abstention on those folds, refusing as many unanswerable questions as possible;
 and the held-out fold is scored with what was fitted without it. The report gives the held-out
 figures (pooled over folds) by kind, beside the fit on all questions. --write stores the fit on
 all questions, with the held-out figures in its notes.
@@ -31,26 +31,29 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from faq_bot.answer import build_answer, follow_up_context  # noqa: E402
+from faq_bot.answer import build_answer, follow_up_context, passage_around  # noqa: E402
 from faq_bot.calibrate import choose_threshold, fit_logistic, standardise, stratified_folds  # noqa: E402
 from faq_bot.config import load_config, with_overrides  # noqa: E402
 from faq_bot.eval import load_items  # noqa: E402
 from faq_bot.policy import (  # noqa: E402
     CALIBRATION_DIR, FEATURES, SENTENCE_FEATURES, Calibration, Decision, LogisticModel, calibration_name,
-    choose_quotes, decision_features, rank_sentences, read_sentences)
+    ScoredSentence, choose_quotes, decision_features, rank_sentences, read_sentences)
 from faq_bot.retrieve import Searcher  # noqa: E402
-from faq_bot.textproc import match_key  # noqa: E402
+from faq_bot.textproc import match_key, split_sentences  # noqa: E402
 
 CITE_RATIOS = (0.2, 0.35, 0.5, 0.65, 0.8, 0.95)
 # L2 penalties: the decision model has ~100 labelled questions, the sentence model ~4,000 sentences.
-DECISION_L2 = 1.0
+DECISION_L2 = 10.0
 SENTENCE_L2 = 1.0
 
 
-def holds_evidence(sentence: str, evidence: str) -> bool:
-    """The sentence holds the evidence phrase, or is a piece of it (a phrase across two sentences)."""
-    key = match_key(sentence)
-    return bool(evidence) and (evidence in key or (len(key) >= 6 and key in evidence) or evidence[:8] in key)
+def quoting_shows_evidence(result, sentence: ScoredSentence, evidence: str) -> bool:
+    """Quoting this sentence shows the evidence: the passage the answer builds around it (the
+    sentence and its neighbours, as the visitor reads it) holds the evidence phrase."""
+    if not evidence:
+        return False
+    sentences = split_sentences(result.hits[sentence.hit_rank].chunk.text)
+    return evidence in match_key(passage_around(sentences, sentence.index))
 
 
 def fit_model(names: tuple[str, ...], x: np.ndarray, y: np.ndarray, l2: float) -> LogisticModel:
@@ -81,7 +84,7 @@ def main() -> int:
     read = [read_sentences(result) for result in results]
     sentence_x = [np.array([[s.values()[f] for f in SENTENCE_FEATURES] for s in sents]).reshape(-1, len(SENTENCE_FEATURES))
                   for sents in read]
-    sentence_y = [np.array([holds_evidence(s.text, evidence[i]) for s in sents], dtype=int)
+    sentence_y = [np.array([quoting_shows_evidence(results[i], s, evidence[i]) for s in sents], dtype=int)
                   for i, sents in enumerate(read)]
 
     def replies(model: LogisticModel, ratio: float, idx: list[int]) -> dict[int, tuple[bool, int, dict]]:
@@ -108,14 +111,18 @@ def main() -> int:
         features = np.array([[trials[ratio][i][2][f] for f in FEATURES] for i in train])
         decision = fit_model(FEATURES, features, y[train], DECISION_L2)
         p = [decision.probability(trials[ratio][i][2]) for i in train]
-        threshold = choose_threshold(p, y[train], args.max_false_abstention)
-        return Calibration(model="", sentence=sentence_model, decision=decision, threshold=threshold,
+        thresholds = {}
+        for language in ("zh", "en"):
+            group = [j for j, i in enumerate(train) if ("en" if results[i].query.latin else "zh") == language]
+            thresholds[language] = choose_threshold([p[j] for j in group], y[[train[j] for j in group]],
+                                                    args.max_false_abstention)
+        return Calibration(model="", sentence=sentence_model, decision=decision, thresholds=thresholds,
                            cite_ratio=ratio)
 
     def predict(calibration: Calibration, idx: list[int]) -> dict[int, tuple[bool, bool]]:
         out = {}
         for i, (has, _, features) in replies(calibration.sentence, calibration.cite_ratio, idx).items():
-            answered = (calibration.probability(features) >= calibration.threshold
+            answered = (calibration.probability(features) >= calibration.threshold(results[i].query.latin)
                         and not results[i].query.missing_names and bool(results[i].hits))
             out[i] = (answered, answered and has)
         return out
@@ -152,7 +159,8 @@ def main() -> int:
                  for m in ("answer@evidence", "false_abstention", "abstention")]
         print(f"{kind:>11} {int(row['n']):>4}  " + "  ".join(f"{c:>22}" for c in cells))
 
-    print(f"\nfit on all: cite ratio {full.cite_ratio}; threshold {full.threshold:.3f}")
+    print(f"\nfit on all: cite ratio {full.cite_ratio}; thresholds "
+          + ", ".join(f"{k} {v:.3f}" for k, v in full.thresholds.items()))
     for title, model in (("sentence model", full.sentence), ("decision model", full.decision)):
         print(f"  {title} (weight per standard deviation):")
         for name, value, mu in zip(model.features, model.weights, model.mean):
@@ -168,7 +176,7 @@ def main() -> int:
         manifest = searcher.index.manifest
         calibration = Calibration(
             model=f"{manifest.backend}:{manifest.model}", sentence=full.sentence, decision=full.decision,
-            threshold=full.threshold, cite_ratio=full.cite_ratio,
+            thresholds=full.thresholds, cite_ratio=full.cite_ratio,
             notes={"fitted_on": f"{Path(args.questions).name} ({len(items)} questions)",
                    "fitted_at": time.strftime("%Y-%m-%d"), "folds": args.folds,
                    "l2": {"decision": DECISION_L2, "sentence": SENTENCE_L2},

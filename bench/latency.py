@@ -4,13 +4,15 @@ One process loads the index (`Searcher.open`, as the app does), runs a few warm-
 goes through the questions of a question file (default ../shared/eval/dev.yaml) round after round
 until it has at least --samples timings of each of:
 
-- search:  `searcher.search(q)` (normalise, encode, FAISS, BM25, fusion, diversify, abstain);
+- search:  `searcher.search(q)` (analyse, encode, FAISS over chunks and sentences, BM25, fusion,
+           diversify, sentence cosines);
 - encode:  `searcher.embedder.embed_queries([q])` alone (the same model instance, the same question);
-- answer:  `faq_bot.answer.answer(searcher, q)` (what the app calls: search + trimmed citations).
+- answer:  `faq_bot.answer.answer(searcher, q)` (what the app calls: search + the answer policy's
+           sentence scoring and decision + citations).
 
 The three are interleaved question by question, so a slow spell of the machine hits all of them.
 It prints p50/p95 (and mean, max) of each and the ratios search/encode and answer/encode, with the
-target of issue 2 (search p50 <= 1.3x encode p50). Figures are measured in this run on this
+target of issue 7 (search and answer p50 <= 1.5x encode p50). Figures are measured in this run on this
 machine; nothing here is a test.
 
     python bench/latency.py --index /tmp/idx_full [--samples 200] [--json]
@@ -43,7 +45,7 @@ from faq_bot.answer import answer
 from faq_bot.eval import load_items
 from faq_bot.retrieve import Searcher
 
-TARGET_P50_RATIO = 1.3
+TARGET_P50_RATIO = 1.5   # issue 7: search and answer p50 <= 1.5x one bare query encode
 WARMUP_QUESTIONS = 5
 
 
@@ -107,13 +109,16 @@ def main() -> int:
         "paired_search_over_encode_p50": percentile([r for rs in per_question.values() for r in rs], 50),
     }
     ok = ratios["search_p50_over_encode_p50"] <= TARGET_P50_RATIO
+    answer_ok = ratios["answer_p50_over_encode_p50"] <= TARGET_P50_RATIO
     slowest = sorted(((statistics.median(rs), q) for q, rs in per_question.items()), reverse=True)[:3]
     result = {"machine": info, "index": str(searcher.index.build_dir), "chunks": len(searcher.index.chunks),
               "open_seconds": open_seconds, "questions": len(questions), "rounds": rounds,
               "other_processes_cores": other.cores,
               "latency": stats, "ratios": ratios,
               "targets": [{"target": "search p50 / encode p50", "value": ratios["search_p50_over_encode_p50"],
-                           "wanted": f"<= {TARGET_P50_RATIO}", "pass": ok}],
+                           "wanted": f"<= {TARGET_P50_RATIO}", "pass": ok},
+                          {"target": "answer p50 / encode p50", "value": ratios["answer_p50_over_encode_p50"],
+                           "wanted": f"<= {TARGET_P50_RATIO}", "pass": answer_ok}],
               "slowest_relative": [{"question": q, "median_search_over_encode": r} for r, q in slowest]}
     write_json(OUT / "latency.json", result)
     if args.json:
@@ -136,9 +141,11 @@ def main() -> int:
     print("  relatively slowest questions (median search/encode): " +
           "; ".join(f"{r:.2f}x {q[:30]}" for r, q in slowest))
     print()
-    print("target (issue 2):")
+    print("targets (issue 7):")
     print(target_line("search p50 / bare encode p50", f"{ratios['search_p50_over_encode_p50']:.2f}x",
                       f"<= {TARGET_P50_RATIO}x", ok))
+    print(target_line("answer p50 / bare encode p50", f"{ratios['answer_p50_over_encode_p50']:.2f}x",
+                      f"<= {TARGET_P50_RATIO}x", answer_ok))
     return 0
 
 

@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from .textproc import STOPWORDS, _cache_dir, fold_variants, normalize
 
 # Bumped when mining or look-up changes what it produces (part of the index's analyser fingerprint).
-BRIDGE_VERSION = 1
+BRIDGE_VERSION = 2
 
 _CJK = "\u3400-\u9fff"
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
@@ -48,6 +48,8 @@ def _chinese_term(run: str, english: str, cut: Callable[[str], list[str]]) -> st
     words = cut(run)
     term = ""
     for word in reversed(words):
+        if term and (word in STOPWORDS or len(word) == 1):
+            break     # 結合了語音辨識 (ASR): the term is 語音辨識, not what leads up to it
         term = word + term
         if len(term) >= want:
             break

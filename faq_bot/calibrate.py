@@ -40,13 +40,17 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int 
     return theta[:d], float(theta[d])
 
 
-def choose_threshold(p: Sequence[float], y: Sequence[int], max_false_abstention: float) -> float:
+def choose_threshold(p: Sequence[float], y: Sequence[int], max_false_abstention: float,
+                     groups: Sequence[str] | None = None) -> float:
     """The probability below which to refuse: among cuts that refuse at most `max_false_abstention`
-    of the answerable questions (y=1), the one that refuses the most unanswerable ones (y=0) with
-    the fewest answerable ones; placed halfway between the last refused and the first answered
-    probability, so a new question near the edge is not decided by where one training question fell."""
+    of the answerable questions (y=1) in every group (e.g. language), the one that refuses the most
+    unanswerable ones (y=0) with the fewest answerable ones; placed halfway between the last refused
+    and the first answered probability, so a new question near the edge is not decided by where
+    one training question fell."""
     p = np.asarray(p, dtype=float)
     y = np.asarray(y, dtype=int)
+    g = np.asarray(groups if groups is not None else [""] * len(p))
+    group_sizes = {name: max(int(((g == name) & (y == 1)).sum()), 1) for name in set(g.tolist())}
     order = np.unique(p)
     cuts = np.concatenate([[order[0] - 1e-6] if order.size else [0.0], (order[:-1] + order[1:]) / 2,
                            [order[-1] + 1e-6] if order.size else [1.0]])
@@ -55,7 +59,8 @@ def choose_threshold(p: Sequence[float], y: Sequence[int], max_false_abstention:
     best = None
     for t in cuts:
         false_abstention = float(((p < t) & (y == 1)).sum()) / positives
-        if false_abstention > max_false_abstention + 1e-12:
+        worst = max(float(((p < t) & (y == 1) & (g == name)).sum()) / size for name, size in group_sizes.items())
+        if worst > max_false_abstention + 1e-12:
             continue
         abstention = float(((p < t) & (y == 0)).sum()) / negatives
         key = (abstention, -false_abstention, -t)

@@ -33,7 +33,7 @@ SENTENCE_FEATURES = ("coverage", "context_coverage", "window_coverage", "previou
                      "navigation", "hit_rank", "position")
 # What P(the question is answerable) reads.
 FEATURES = ("best_sentence_probability", "best_sentence_coverage", "best_sentence_similarity", "passage_coverage",
-            "dense_top", "dense_margin", "agreement", "latin")
+            "dense_top", "dense_margin", "agreement", "latin", "unknown_noun")
 
 
 @dataclass(frozen=True)
@@ -68,13 +68,18 @@ class Calibration:
     model: str
     sentence: LogisticModel               # P(a sentence holds the answer)
     decision: LogisticModel               # P(the question is answerable)
-    threshold: float                      # answer when P(answerable) >= threshold
+    thresholds: dict[str, float]          # answer when P(answerable) >= thresholds[language of the question]
     cite_ratio: float                     # a further quote needs P(sentence) >= cite_ratio * the best's
     fallback: bool = False                # fitted for another model: refit for this one
     notes: dict = field(default_factory=dict)
 
     def probability(self, features: dict[str, float]) -> float:
         return self.decision.probability(features)
+
+    def threshold(self, latin: bool) -> float:
+        """English and Chinese questions get a threshold each: the false-abstention bound holds in
+        both languages, and most questions the portal does not cover come in Chinese."""
+        return self.thresholds["en" if latin else "zh"]
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -89,7 +94,8 @@ def calibration_name(backend: str, model: str) -> str:
 def calibration_from_dict(data: dict, fallback: bool = False) -> Calibration:
     return Calibration(model=data["model"], sentence=LogisticModel.from_dict(data["sentence"], SENTENCE_FEATURES),
                        decision=LogisticModel.from_dict(data["decision"], FEATURES),
-                       threshold=float(data["threshold"]), cite_ratio=float(data["cite_ratio"]),
+                       thresholds={k: float(v) for k, v in data["thresholds"].items()},
+                       cite_ratio=float(data["cite_ratio"]),
                        fallback=fallback, notes=data.get("notes", {}))
 
 
@@ -244,6 +250,8 @@ def decision_features(result: SearchResult, sentences: list[ScoredSentence]) -> 
         "agreement": result.agreement,
         # English questions over Chinese pages score lower on every other signal
         "latin": 1.0 if result.query.latin else 0.0,
+        # a noun of the question that no page uses (護照, 世界盃): often what the portal does not cover
+        "unknown_noun": 1.0 if result.query.unknown_nouns else 0.0,
     }
 
 
@@ -274,6 +282,6 @@ def decide(result: SearchResult, calibration: Calibration) -> Decision:
     if not result.hits:
         return Decision(False, 0.0, "nothing in the index matches the question", [], features)
     p = calibration.probability(features)
-    if p < calibration.threshold:
+    if p < calibration.threshold(result.query.latin):
         return Decision(False, p, "no passage is close enough to the question", quotes, features)
     return Decision(True, p, "", quotes, features)

@@ -10,7 +10,6 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -84,6 +83,7 @@ class Query:
     concepts: list[Concept]
     latin: bool                          # written mostly in Latin script (English)
     missing_names: list[str] = field(default_factory=list)   # names (Airflow, Ray Tune) no page holds
+    unknown_nouns: list[str] = field(default_factory=list)   # Chinese nouns no page uses (護照, 牛肉麵)
     translations: list[Translation] = field(default_factory=list)
 
 
@@ -93,7 +93,7 @@ class SearchResult:
     query: Query
     hits: list[Hit]
     dense_top: float = 0.0       # best cosine of any chunk
-    dense_background: float = 0.0   # mean cosine of the dense candidates ranked 11-50
+    dense_background: float = 0.0   # cosine with the mean of all chunk vectors: the question's level on this corpus
     bm25_top: float = 0.0
     agreement: float = 0.0       # 1 / BM25 rank of the best dense chunk (0: BM25 did not find it)
 
@@ -106,18 +106,16 @@ _LATIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-']*")
 _SENTENCE_START = re.compile(r"(?:^|[.!?。！？]\s*)$")
 
 
-def _looks_like_name(word: str, sentence_initial: bool, english_word: Callable[[str], bool]) -> bool:
+def _looks_like_name(word: str, sentence_initial: bool) -> bool:
     """In English text a name is written unlike an ordinary word: an inner capital or digit
-    (DeepKE, GPT-4, bAbI), or a capital where a sentence does not start, on a word no dictionary
-    lists (Airflow, but not Mandarin). "Summarize" opening a question is no name."""
+    (DeepKE, GPT-4, bAbI), or a capital where a sentence does not start (Airflow, Australia).
+    "Summarize" opening a question is no name."""
     if any(ch.isupper() for ch in word[1:]) or (any(ch.isdigit() for ch in word) and any(ch.isalpha() for ch in word)):
         return True
-    if word[:1].isupper() and not sentence_initial:
-        return not english_word(word.lower())
-    return False
+    return word[:1].isupper() and not sentence_initial
 
 
-def name_phrases(question: str, english_word: Callable[[str], bool] = lambda w: False) -> list[str]:
+def name_phrases(question: str) -> list[str]:
     """Product and tool names in a question, as adjacent word pairs (or single words): the Latin
     words of a Chinese question; the words written as names in an English one (minus stopwords)."""
     latin = is_latin(question)
@@ -128,7 +126,7 @@ def name_phrases(question: str, english_word: Callable[[str], bool] = lambda w: 
             word = match.group()
             initial = bool(_SENTENCE_START.search(question[:run.start() + match.start()]))
             is_name = word.lower() not in STOPWORDS and (
-                not latin or _looks_like_name(word, initial, english_word))
+                not latin or _looks_like_name(word, initial))
             if is_name:
                 groups[-1].append(word.removesuffix("'s").removesuffix("’s"))
             if (not is_name or word.endswith(("'s", "’s"))) and groups[-1]:
@@ -172,6 +170,10 @@ class Searcher:
         self._n_docs = n_docs
         self._max_idf = self._idf_of(0)
         self._sentence_index, self._sentence_chunks = self._load_sentences()
+        # the mean chunk vector: a question's cosine with it is its background level on this corpus
+        # (e5 scores sit in a narrow band that moves with the question), whatever the corpus size
+        vectors = index.vectors() if index.dense.ntotal else np.zeros((1, index.manifest.dim), dtype=np.float32)
+        self._centroid = vectors.mean(axis=0).astype(np.float32)
 
     def _load_sentences(self):
         """A FAISS index over the sentence vectors and, per row, the chunks that hold the sentence:
@@ -223,9 +225,6 @@ class Searcher:
         """IDF of each word over the chunks (rare words say more); unseen words weigh the most."""
         return {w: self._idf_of(self._df.get(w, 0)) for w in words}
 
-    def _english_word(self, word: str) -> bool:
-        return word in self.bridge.dictionary or word in self.bridge.pairs
-
     # ------------------------------------------------------------------ query analysis
     def analyse(self, text: str, context: str | None = None) -> Query:
         """Words for BM25 and the concepts a passage should cover. English terms bring the Chinese
@@ -242,7 +241,8 @@ class Searcher:
         words = earlier.words + [w for w in query.words if w not in earlier.words]
         return Query(text=f"{context} {text}", normalized=f"{earlier.normalized} {query.normalized}",
                      words=words, concepts=concepts, latin=query.latin,
-                     missing_names=query.missing_names, translations=earlier.translations + query.translations)
+                     missing_names=query.missing_names, unknown_nouns=query.unknown_nouns,
+                     translations=earlier.translations + query.translations)
 
     def _analyse_one(self, text: str) -> Query:
         normalized = normalize(text)
@@ -281,9 +281,10 @@ class Searcher:
                 continue   # an English word the pages never write, and no translation: says nothing
             aliases = tuple(dict.fromkeys(match_key(en) for en in english_aliases.get(word, [])))
             concepts.append(Concept(word, (match_key(word), *aliases), self._idf_of(df)))
-        missing = [p for p in name_phrases(text, self._english_word) if name_key(p) not in self._all_names]
+        missing = [p for p in name_phrases(text) if name_key(p) not in self._all_names]
+        unknown = [n for n in self.cutter.nouns(normalized) if len(n) >= 2 and not self._df.get(n.lower())]
         return Query(text=text, normalized=normalized, words=words, concepts=concepts, latin=latin,
-                     missing_names=missing, translations=translations)
+                     missing_names=missing, unknown_nouns=unknown, translations=translations)
 
     # ------------------------------------------------------------------ candidates
     def _dense(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
@@ -352,12 +353,11 @@ class Searcher:
                     dense_rank.get(i), bm25_rank.get(i)) for i in order]
         hits = diversify(hits, self.settings.max_hits_per_page, k)
         self._score_sentences(hits, vector)
-        background = [s for _, s in dense[10:]] or [s for _, s in dense]
         top_dense_bm25_rank = bm25_rank.get(dense[0][0]) if dense else None
         return SearchResult(
             question=question, query=query, hits=hits,
             dense_top=dense[0][1] if dense else 0.0,
-            dense_background=float(np.mean(background)) if background else 0.0,
+            dense_background=float(vector[0] @ self._centroid),
             bm25_top=bm25[0][1] if bm25 else 0.0,
             agreement=1.0 / top_dense_bm25_rank if top_dense_bm25_rank else 0.0)
 

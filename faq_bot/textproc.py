@@ -179,8 +179,17 @@ class WordCutter:
         jieba.setLogLevel(logging.WARNING)
         self._jieba = jieba.Tokenizer(dictionary=str(traditional_dictionary()))
         self._jieba.tmp_dir = str(_cache_dir())
+        self._pos = None
         with self._lock:
             self._jieba.initialize()
+
+    def nouns(self, text: str) -> list[str]:
+        """The Chinese nouns of a text (jieba's part-of-speech tags n, nr, ns, nt, nz ...)."""
+        import jieba.posseg
+
+        if self._pos is None:
+            self._pos = jieba.posseg.POSTokenizer(self._jieba)
+        return [w for w, flag in self._pos.cut(normalize(text)) if flag.startswith("n") and not w.isascii()]
 
     def words(self, text: str) -> list[str]:
         """Plain segmentation (each character in exactly one word), for reading phrases."""

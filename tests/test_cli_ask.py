@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import unquote
 
 import pytest
 
@@ -22,9 +23,13 @@ def test_answer_quotes_passages_with_numbered_citations(fixture_index):
     cited = re.findall(r"\[(\d+)\]$", body, re.M)                       # each passage ends with its number
     listed = re.findall(r"^\[(\d+)\] ", sources, re.M)
     assert cited and cited == listed == [str(n) for n in range(1, len(cited) + 1)]
-    # [1] names the page title and section, then the link to that section
-    assert re.search(r"^\[1\] 那些語音處理踩的坑 › 語音增強 \(Speech Enhancement\)\n"
-                     r"    https://example\.org/speech#語音增強-speech-enhancement$", sources, re.M), sources
+    # [1] names the page title and section, then the link to that section, with a text fragment that
+    # highlights the quoted sentence
+    link = re.search(r"^\[1\] 那些語音處理踩的坑 › 語音增強 \(Speech Enhancement\)\n"
+                     r"    https://example\.org/speech#語音增強-speech-enhancement:~:text=(\S+)$", sources, re.M)
+    assert link, sources
+    quoted = [unquote(part) for part in link.group(1).split(",")]
+    assert all(part and part in body for part in quoted), (quoted, body)
 
 
 def test_not_found_says_so_and_suggests_the_closest_pages(fixture_index):

