@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from .textproc import STOPWORDS, _cache_dir, fold_variants, normalize
 
 # Bumped when mining or look-up changes what it produces (part of the index's analyser fingerprint).
-BRIDGE_VERSION = 2
+BRIDGE_VERSION = 3
 
 _CJK = "\u3400-\u9fff"
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")

@@ -157,7 +157,7 @@ def ingest(config: Config, *, progress: bool | None = None, log: Callable[[str],
                 "term mining): rebuilding the word index")
         cutter = word_cutter()
         tokens = [cutter.tokens(c.embed_text()) for c in chunks]
-        pairs = mine_term_pairs((c.text for c in chunks), cutter.words)
+        pairs = mine_term_pairs((c.embed_text() for c in chunks), cutter.words)
         report.build_dir = write_index(index_dir, chunks, vectors, tokens, backend, model,
                                        settings.chunk_max_chars, term_pairs=pairs, analyser=fingerprint,
                                        sentence_keys=sentence_keys, sentence_vectors=sentence_vectors)

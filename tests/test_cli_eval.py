@@ -9,7 +9,7 @@ import yaml
 
 from conftest import FIXTURE_CONFIG, FIXTURES, run_cli
 
-METRICS = ("page@1", "page@5", "evidence@5", "mrr@10", "abstention")
+METRICS = ("answer@evidence", "page@1", "page@5", "evidence@5", "mrr@10", "abstention")
 
 
 def _eval(index, questions, *extra: str):
@@ -41,11 +41,28 @@ def test_eval_metrics_are_computed_as_dev_yaml_defines_them(fixture_index, tmp_p
     result = _eval(fixture_index, questions, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["metrics"] == {"page@1": 0.5, "page@5": 0.5, "evidence@5": 0.5, "mrr@10": 0.5,
+    assert report["metrics"] == {"answer@evidence": 0.5, "page@1": 0.5, "page@5": 0.5, "evidence@5": 0.5, "mrr@10": 0.5,
                                  "false_abstention": 0.0, "abstention": 0.5,
                                  "answerable_items": 2, "unanswerable_items": 2}
     assert report["by_kind"]["found"]["evidence@5"] == 1.0 and report["by_kind"]["nowhere"]["page@5"] == 0.0
     assert report["by_kind"]["oos"]["abstention"] == 0.5
+    assert report["by_kind"]["found"]["answer@evidence"] == 1.0 and report["by_kind"]["nowhere"]["answer@evidence"] == 0.0
+
+
+def test_follow_up_items_are_asked_with_their_history(fixture_index, tmp_path):
+    """A follow-up means nothing alone; with its history it is answered as the chat answers it, and
+    answer@evidence checks the quoted passages the visitor reads."""
+    questions = tmp_path / "q.yaml"
+    questions.write_text(yaml.safe_dump([
+        {"question": "那推論速度呢？", "kind": "followup", "history": ["你們做語音去噪最後模型多大？"],
+         "page": "site/speech.md", "evidence": "RTF 是 0.08"},
+    ], allow_unicode=True), encoding="utf-8")
+    report = json.loads(_eval(fixture_index, questions, "--json").stdout)
+    assert report["metrics"]["answer@evidence"] == 1.0 and report["metrics"]["false_abstention"] == 0.0
+    questions.write_text(yaml.safe_dump([{"question": "那呢？", "history": "not a list"}], allow_unicode=True),
+                         encoding="utf-8")
+    bad = _eval(fixture_index, questions)
+    assert bad.returncode == 2 and "'history' must be a list" in bad.stderr
 
 
 @pytest.mark.parametrize("content, message", [

@@ -43,6 +43,35 @@ def test_manifest_describes_the_build(fixture_index):
     assert any(name.startswith("bm25/") for name in manifest["files"])
     build = _live_build(fixture_index)
     assert not [p for p in build.rglob("*") if p.suffix in (".pkl", ".pickle")]   # no pickle
+    # what the lexical side depends on besides the chunks, so that a change rebuilds it
+    assert {"normaliser", "dictionary", "stopwords", "bridge"} <= set(manifest["analyser"])
+    # one vector per distinct sentence, to score the answer's sentences; and the mined term pairs
+    assert {"sentences.npy", "sentences.json", "terms.json"} <= set(manifest["files"])
+    import numpy as np
+
+    keys = json.loads((build / "sentences.json").read_text(encoding="utf-8"))
+    vectors = np.load(build / "sentences.npy")
+    assert len(keys) == len(set(keys)) == vectors.shape[0] > len(chunks) and vectors.shape[1] == 384
+    assert np.allclose(np.linalg.norm(vectors.astype(np.float32), axis=1), 1.0, atol=1e-2)
+    terms = json.loads((build / "terms.json").read_text(encoding="utf-8"))
+    assert terms.get("speech enhancement") == ["語音增強"]        # 語音增強 (Speech Enhancement) in speech.md
+
+
+def test_a_changed_analyser_rebuilds_the_word_index_without_re_embedding(tmp_path, fixture_index):
+    """A build made by another normaliser, dictionary or term miner is not "up to date": its word
+    index is rebuilt, its vectors reused."""
+    index = index_copy(fixture_index, tmp_path)
+    manifest_path = _live_build(index) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["analyser"]["normaliser"] = "0"
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    result = _ingest(FIXTURE_CONFIG, index)
+    line = summary_line(result)
+    assert not line.startswith("index is up to date") and " 0 embedded" in line and "sentences: 0 embedded" in line
+    assert "text analysis changed" in result.stdout + result.stderr
+    rebuilt = json.loads((_live_build(index) / "manifest.json").read_text(encoding="utf-8"))
+    assert rebuilt["analyser"]["normaliser"] != "0"
+    assert summary_line(_ingest(FIXTURE_CONFIG, index)).startswith("index is up to date")
 
 
 def test_reingest_embeds_only_what_changed(tmp_path):
@@ -64,6 +93,7 @@ def test_reingest_embeds_only_what_changed(tmp_path):
     speech.write_text(speech.read_text(encoding="utf-8").replace("9 MB", "12 MB"), encoding="utf-8")
     changed = summary_line(_ingest(config, index))
     assert f"{total} chunks: 1 embedded, {total - 1} reused" in changed
+    assert "sentences: 1 embedded" in changed                  # the one sentence that changed
     assert "added 0, changed 1, removed 0" in changed
     hit = search_one(index, "你們做語音去噪最後模型多大？", config)["hits"][0]
     assert hit["path"] == "speech.md" and "12 MB" in hit["text"]

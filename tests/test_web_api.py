@@ -46,7 +46,7 @@ def test_ask_returns_the_answer_with_citations(server):
     assert "9 MB" in data["answer_markdown"]
     first = data["citations"][0]
     assert set(first) == {"n", "title", "section", "url", "snippet"}
-    assert first["n"] == 1 and first["url"] == "https://example.org/speech#語音增強-speech-enhancement"
+    assert first["n"] == 1 and first["url"].startswith("https://example.org/speech#語音增強-speech-enhancement:~:text=")
     assert "RTF" in first["snippet"]
 
 
@@ -175,4 +175,4 @@ def test_answers_switch_to_a_new_index_without_restart(server):
         time.sleep(0.5)
     else:
         pytest.fail(f"the server still answers from the old index: {data}")
-    assert data["citations"][0]["url"] == "https://example.org/rag#重新排序"
+    assert data["citations"][0]["url"].startswith("https://example.org/rag#重新排序:~:text=")
