@@ -39,7 +39,7 @@ from faq_bot.policy import (  # noqa: E402
     CALIBRATION_DIR, FEATURES, SENTENCE_FEATURES, Calibration, Decision, LogisticModel, calibration_name,
     ScoredSentence, choose_quotes, decision_features, rank_sentences, read_sentences)
 from faq_bot.retrieve import Searcher  # noqa: E402
-from faq_bot.textproc import match_key, split_sentences  # noqa: E402
+from faq_bot.textproc import eval_key, split_sentences  # noqa: E402
 
 CITE_RATIOS = (0.2, 0.35, 0.5, 0.65, 0.8, 0.95)
 # L2 penalties: the decision model has ~100 labelled questions, the sentence model ~4,000 sentences.
@@ -53,7 +53,7 @@ def quoting_shows_evidence(result, sentence: ScoredSentence, evidence: str) -> b
     if not evidence:
         return False
     sentences = split_sentences(result.hits[sentence.hit_rank].chunk.text)
-    return evidence in match_key(passage_around(sentences, sentence.index))
+    return evidence in eval_key(passage_around(sentences, sentence.index))
 
 
 def fit_model(names: tuple[str, ...], x: np.ndarray, y: np.ndarray, l2: float) -> LogisticModel:
@@ -72,6 +72,8 @@ def main() -> int:
                         help="bound on the training folds (default 0.03, under the 0.05 target)")
     parser.add_argument("--write", action="store_true", help="store the fit on all questions")
     args = parser.parse_args()
+    if args.folds < 2:
+        parser.error("--folds must be at least 2")
     config = with_overrides(load_config(args.config), index_dir=args.index)
     searcher = Searcher.open(config)
     items = load_items(args.questions)
@@ -80,7 +82,7 @@ def main() -> int:
                for item in items]
     print(f"searched {len(items)} questions in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     y = np.array([int(item.answerable) for item in items])
-    evidence = [match_key(item.evidence) if item.answerable else "" for item in items]
+    evidence = [eval_key(item.evidence) if item.answerable else "" for item in items]
     read = [read_sentences(result) for result in results]
     sentence_x = [np.array([[s.values()[f] for f in SENTENCE_FEATURES] for s in sents]).reshape(-1, len(SENTENCE_FEATURES))
                   for sents in read]
@@ -94,12 +96,14 @@ def main() -> int:
             ranked = rank_sentences([copy(s) for s in read[i]], model)
             reply = build_answer(items[i].question, results[i],
                                  Decision(True, 1.0, "", choose_quotes(ranked, ratio), {}))
-            out[i] = (bool(evidence[i]) and evidence[i] in match_key(reply.shown_text()), len(reply.citations),
+            out[i] = (bool(evidence[i]) and evidence[i] in eval_key(reply.shown_text()), len(reply.citations),
                       decision_features(results[i], ranked))
         return out
 
     def fit(train: list[int]) -> Calibration:
         answerable = [i for i in train if y[i]]
+        if not answerable or len(answerable) == len(train):
+            sys.exit("calibrate: the question file needs answerable and unanswerable questions in every fold")
         x = np.vstack([sentence_x[i] for i in answerable])
         t = np.concatenate([sentence_y[i] for i in answerable])
         sentence_model = fit_model(SENTENCE_FEATURES, x, t, SENTENCE_L2)
@@ -111,11 +115,14 @@ def main() -> int:
         features = np.array([[trials[ratio][i][2][f] for f in FEATURES] for i in train])
         decision = fit_model(FEATURES, features, y[train], DECISION_L2)
         p = [decision.probability(trials[ratio][i][2]) for i in train]
+        pooled = choose_threshold(p, y[train], args.max_false_abstention)
         thresholds = {}
         for language in ("zh", "en"):
             group = [j for j, i in enumerate(train) if ("en" if results[i].query.latin else "zh") == language]
-            thresholds[language] = choose_threshold([p[j] for j in group], y[[train[j] for j in group]],
-                                                    args.max_false_abstention)
+            labels = y[[train[j] for j in group]]
+            # a language with questions of one class only (or none) cannot place its own threshold
+            thresholds[language] = (choose_threshold([p[j] for j in group], labels, args.max_false_abstention)
+                                    if len(set(labels.tolist())) == 2 else pooled)
         return Calibration(model="", sentence=sentence_model, decision=decision, thresholds=thresholds,
                            cite_ratio=ratio)
 

@@ -122,6 +122,9 @@ def passage_around(sentences: list[str], center: int, limit: int = SNIPPET_CHARS
 
 
 _CLAUSE = re.compile(r"[，、：；,;:]")
+# a browser matches the rendered page: Markdown links and emphasis marks are not in it
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_INLINE = re.compile(r"\*\*|__|`")
 _END_MARKS = "。！？；.!?;…"
 
 
@@ -129,7 +132,7 @@ def text_fragment(sentence: str) -> str:
     """A `:~:text=` directive that makes a browser scroll to and highlight the sentence. A long
     sentence is given as its first and last clause (textStart,textEnd), cut where a clause ends,
     so both ends fall on word boundaries in Chinese text too."""
-    text = sentence.strip().rstrip(_END_MARKS).strip()
+    text = _MD_INLINE.sub("", _MD_LINK.sub(r"\1", sentence)).strip().rstrip(_END_MARKS).strip()
     if not text:
         return ""
 
@@ -147,6 +150,8 @@ def cited_url(hit: Hit, sentence: str) -> str:
     link = hit.chunk.link
     if not fragment:
         return link
+    if ":~:" in link:     # the section's own anchor is already a text fragment (an HTML heading without id)
+        return link + "&" + fragment[len(":~:"):]
     return link + fragment if "#" in link else link + "#" + fragment
 
 
@@ -166,6 +171,8 @@ SHORT_FOLLOW_UP_CHARS = 12
 def previous_questions(history: Iterable | None) -> list[str]:
     """The visitor's earlier questions from a chat history: a list of strings, of
     {"role", "content"} messages, or of [question, answer] pairs."""
+    if isinstance(history, str):        # one earlier question, not a list of its characters
+        history = [history]
     out: list[str] = []
     for item in history or []:
         if isinstance(item, str):

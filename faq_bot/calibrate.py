@@ -49,6 +49,8 @@ def choose_threshold(p: Sequence[float], y: Sequence[int], max_false_abstention:
     one training question fell."""
     p = np.asarray(p, dtype=float)
     y = np.asarray(y, dtype=int)
+    if not p.size:
+        raise ValueError("no probabilities to choose a threshold from")
     g = np.asarray(groups if groups is not None else [""] * len(p))
     group_sizes = {name: max(int(((g == name) & (y == 1)).sum()), 1) for name in set(g.tolist())}
     order = np.unique(p)

@@ -8,7 +8,7 @@ Metrics (as that file's header defines them):
 - MRR@10: 1 / rank of the first hit whose page contains the evidence;
 - abstention: for questions no page answers, the share answered with `answerable: false`;
   false abstention: the share of answerable questions wrongly refused.
-Texts are compared by `textproc.match_key` (NFKC, Markdown marks and link targets dropped, white
+Texts are compared by `textproc.eval_key` (NFKC, Markdown marks and link targets dropped, white
 space removed, lower case), the same key the answer policy matches with. Follow-up items are asked
 with their `history`, through the same code path as the chat.
 """
@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 
 import yaml
 
-from .textproc import match_key
+from .textproc import eval_key
 
 HIT_CHARS = 500
 
@@ -162,7 +162,7 @@ def describe_miss(r: ItemResult) -> str:
 
 def evaluate(answer_fn: AnswerFn, items: Iterable[EvalItem], page_texts: dict[str, str], k: int = 10) -> EvalReport:
     """Run every question through `answer_fn`; `page_texts` maps page id -> the page's visible text."""
-    page_keys = {p: match_key(t) for p, t in page_texts.items()}
+    page_keys = {p: eval_key(t) for p, t in page_texts.items()}
     results = []
     for item in items:
         reply = answer_fn(item)
@@ -170,13 +170,13 @@ def evaluate(answer_fn: AnswerFn, items: Iterable[EvalItem], page_texts: dict[st
         page_rank = evidence_rank = None
         has_evidence = False
         if item.answerable:
-            ev = match_key(item.evidence)
+            ev = eval_key(item.evidence)
             for rank, hit in enumerate(hits, 1):
                 if page_rank is None and ev in page_keys.get(hit.page_id, ""):
                     page_rank = rank
-                if evidence_rank is None and ev in match_key(hit.text[:HIT_CHARS]):
+                if evidence_rank is None and ev in eval_key(hit.text[:HIT_CHARS]):
                     evidence_rank = rank
-            has_evidence = reply.answerable and ev in match_key(reply.shown)
+            has_evidence = reply.answerable and ev in eval_key(reply.shown)
         results.append(ItemResult(item, reply.answerable, page_rank, evidence_rank, [h.page_id for h in hits[:5]],
                                   has_evidence))
     return EvalReport(results)

@@ -14,6 +14,7 @@ A name that no page contains (Airflow, Ray Tune) means the portal does not cover
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -106,6 +107,9 @@ def load_calibration(backend: str, model: str) -> Calibration:
     path = CALIBRATION_DIR / f"{calibration_name(backend, model)}.json"
     fallback = not path.is_file()
     if fallback:
+        logging.getLogger("faq_bot").warning(
+            "no answer-policy calibration for %s:%s; using %s's until one is fitted "
+            "(python bench/calibrate.py --index DIR --write)", backend, model, DEFAULT_CALIBRATION)
         path = CALIBRATION_DIR / f"{DEFAULT_CALIBRATION}.json"
     return calibration_from_dict(json.loads(path.read_text(encoding="utf-8")), fallback=fallback)
 
@@ -259,7 +263,7 @@ def choose_quotes(sentences: list[ScoredSentence], cite_ratio: float, limit: int
     """The best sentence, then others whose probability is at least `cite_ratio` of the best one's,
     at most one per passage; navigation never."""
     chosen: list[ScoredSentence] = []
-    usable = [s for s in sentences if not s.navigation] or sentences
+    usable = [s for s in sentences if not s.navigation]
     if not usable:
         return []
     best = usable[0].score
@@ -281,7 +285,9 @@ def decide(result: SearchResult, calibration: Calibration) -> Decision:
         return Decision(False, 0.0, f"no page mentions {', '.join(result.query.missing_names)}", quotes, features)
     if not result.hits:
         return Decision(False, 0.0, "nothing in the index matches the question", [], features)
+    if not quotes:
+        return Decision(False, 0.0, "no passage has a sentence that could answer", quotes, features)
     p = calibration.probability(features)
-    if p < calibration.threshold(result.query.latin):
+    if not p >= calibration.threshold(result.query.latin):     # a NaN signal refuses, never answers
         return Decision(False, p, "no passage is close enough to the question", quotes, features)
     return Decision(True, p, "", quotes, features)

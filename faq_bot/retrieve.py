@@ -288,6 +288,8 @@ class Searcher:
 
     # ------------------------------------------------------------------ candidates
     def _dense(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
+        if not self.index.dense.ntotal:
+            return []
         scores, ids = self.index.dense.search(vector, min(n, self.index.dense.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 

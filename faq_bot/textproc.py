@@ -66,19 +66,31 @@ def to_traditional(text: str) -> str:
     return _opencc("s2tw.json").convert(text)
 
 
+@lru_cache(maxsize=65536)
+def _char_forms(ch: str) -> tuple[bool, bool]:
+    """Whether a character alone is Simplified-only, Traditional-only (OpenCC, one character)."""
+    return (fold_variants(_opencc("s2tw.json").convert(ch)) != fold_variants(ch),
+            _opencc("t2s.json").convert(ch) != ch)
+
+
 def looks_simplified(text: str) -> bool:
-    """True when the text has more Simplified-only than Traditional-only characters. Converting
-    Traditional text with s2t is not a no-op (台 becomes 臺), so only Simplified text is converted."""
-    simplified = sum(a != b for a, b in zip(text, to_traditional(text)))
-    if not simplified:
-        return False
-    traditional = sum(a != b for a, b in zip(text, _opencc("t2s.json").convert(text)))
+    """True when the text has more Simplified-only than Traditional-only characters, each judged
+    alone: phrase rules would call 局限性 Simplified (s2tw writes 侷限性) although Taiwan's pages
+    write 局限性. Converting Traditional text is not a no-op (台 becomes 臺), so only Simplified
+    text is converted."""
+    simplified = traditional = 0
+    for ch in set(text):
+        if ch.isascii():
+            continue
+        s, t = _char_forms(ch)
+        simplified += s
+        traditional += t
     return simplified > traditional
 
 
 # Bumped whenever normalize/match_key/tokens change what they produce: an index records it in its
 # manifest, and ingest rebuilds the lexical side when it differs.
-NORMALISER_VERSION = 2
+NORMALISER_VERSION = 3
 
 
 def normalize(text: str) -> str:
@@ -94,12 +106,22 @@ _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _MD_MARKS = re.compile(r"[*_`#>|~]")
 
 
+_LATIN_GAP = re.compile(r"(?<=[A-Za-z0-9])\s+(?=[A-Za-z0-9])")
+
+
 def match_key(text: str) -> str:
-    """`normalize`, then Markdown marks and link targets dropped, white space removed, lower case:
-    the form in which a phrase is looked for in a passage (coverage, quotes, eval)."""
+    """`normalize`, then Markdown marks and link targets dropped, lower case, and white space
+    removed except one space between two Latin words ("the lstm cell"): the form in which a phrase
+    is looked for in a passage (coverage, quotes). Eval compares with no space at all (`eval_key`)."""
     text = _MD_LINK.sub(r"\1", normalize(text))
     text = _MD_MARKS.sub("", text)
-    return _SPACE.sub("", text).lower()
+    text = _LATIN_GAP.sub(" ", text.strip())
+    return re.sub(r"\s+(?![A-Za-z0-9])|(?<![A-Za-z0-9])\s+", "", text).lower()
+
+
+def eval_key(text: str) -> str:
+    """dev.yaml's comparison: `match_key` with no white space at all."""
+    return match_key(text).replace(" ", "")
 
 
 def contains_term(key: str, term: str) -> bool:

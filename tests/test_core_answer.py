@@ -57,3 +57,14 @@ def test_quotes_of_one_section_share_a_citation_with_a_fragment_link():
     assert "乙句" in reply.shown_text() and reply.to_dict()["mode"] == "extractive"
     refused = build_answer("q", result, Decision(False, 0.1, "no", quotes, {}))
     assert not refused.answerable and refused.shown_text() == "" and [s.n for s in refused.suggestions] == [1, 2]
+
+
+def test_fragment_of_markdown_text_and_of_an_anchor_that_is_already_a_fragment():
+    from faq_bot.answer import cited_url
+
+    frag = unquote(text_fragment("**小子集**是[方法](./a.md)。"))
+    assert frag == ":~:text=小子集是方法"
+    hit = _hit("模型大小是 9 MB。", "talk.html", ":~:text=%E6%A8%A1%E5%9E%8B")
+    url = cited_url(hit, "模型大小是 9 MB。")
+    assert url.count(":~:") == 1 and "&text=" in url      # two text directives in one fragment
+    assert follow_up_context("那它呢？", "LSTM 有幾個門？") == "LSTM 有幾個門？"   # a string is one question

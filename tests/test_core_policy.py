@@ -116,3 +116,15 @@ def test_sentence_signals():
     assert first.coverage == 0.5 and second.previous_coverage == 0.5 and second.window_coverage == 1.0
     assert second.relative_similarity == 0.0 and first.relative_similarity < 0
     assert asks_quantity("模型多大？") and asks_quantity("How many layers?") and not asks_quantity("什麼是 GRU")
+
+
+def test_no_quotable_sentence_or_a_nan_signal_refuses():
+    concepts = [concept("模型")]
+    only_links = [hit("https://a.org/x https://b.org/y", 0.9)]
+    assert not decide(result(only_links, concepts), ALWAYS).answerable
+    broken = result([hit("模型。", 0.9)], concepts)
+    broken.dense_top = math.nan
+    reads_dense = Calibration(model="t", sentence=SENTENCES, decision=model(FEATURES, dense_top=1.0),
+                              thresholds={"zh": 0.5, "en": 0.5}, cite_ratio=0.5)
+    refused = decide(broken, reads_dense)
+    assert not refused.answerable

@@ -47,3 +47,18 @@ def test_split_sentences_keeps_marks():
 def test_analyser_fingerprint_is_stable_and_named():
     a, b = analyser_fingerprint(), analyser_fingerprint()
     assert a == b and {"normaliser", "dictionary", "stopwords"} <= set(a)
+
+
+def test_latin_words_keep_their_edges_in_match_keys():
+    key = match_key("The LSTM  cell 是一種 RNN")
+    assert key == "the lstm cell是一種rnn" and contains_term(key, "lstm") and contains_term(key, "rnn")
+    assert contains_term(match_key("Speech Enhancement model"), match_key("speech enhancement"))
+    from faq_bot.textproc import eval_key
+
+    assert eval_key("7B 模型：約 16–24 GB VRAM") == eval_key("7B模型：約16–24GB VRAM")
+
+
+def test_simplified_is_judged_by_characters_not_phrases():
+    assert normalize("模型的局限性") == "模型的局限性"            # not 侷限性, which the pages rarely write
+    assert normalize("台灣的局限性") == "台灣的局限性"
+    assert normalize("语音识别") == "語音識別"
