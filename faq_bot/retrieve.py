@@ -147,6 +147,14 @@ def name_phrases(question: str) -> list[str]:
 CONTEXT_WEIGHT = 0.3
 
 
+def dense_text(query: Query) -> str:
+    """What the model embeds: the question, and for an English one the Chinese terms its words
+    bridge to (one per term), so the vector leans towards the pages' own wording."""
+    if not query.latin or not query.translations:
+        return query.normalized
+    return query.normalized + " " + " ".join(t.chinese[0] for t in query.translations)
+
+
 class Searcher:
     """Searches one loaded index with the embedder that built it."""
 
@@ -336,7 +344,7 @@ class Searcher:
             context = clean_text(context)[: self.settings.max_question_chars]
         query = self.analyse(text, context)
         n = max(self.settings.candidates, k)
-        vector = self.embedder.embed_queries([query.normalized])
+        vector = self.embedder.embed_queries([dense_text(query)])
         dense = self._dense(vector, n)
         bm25 = self._bm25(query.words, n)
         by_sentence = self._sentence_candidates(vector, n) if self.settings.sentence_candidates else []

@@ -96,3 +96,14 @@ def test_per_page_limit_keeps_one_page_from_filling_the_top_5(fixture_index, tmp
                                        "passage of the right page'); the brief asks for at most 2 — lead to decide")
 def test_default_top_5_has_at_most_two_hits_of_one_page(results):
     assert max(_pages_in_top5(results[ONE_PAGE_QUESTION]).values()) <= 2
+
+
+def test_an_english_question_is_embedded_with_the_chinese_terms_it_bridges_to():
+    from faq_bot.bridge import Translation
+    from faq_bot.retrieve import Query, dense_text
+
+    english = Query("How big is the model?", "How big is the model?", [], [], latin=True,
+                    translations=[Translation("model", ("模型", "模特兒"))])
+    assert dense_text(english) == "How big is the model? 模型"
+    chinese = Query("模型多大", "模型多大", [], [], latin=False, translations=[Translation("rag", ("檢索增強生成",))])
+    assert dense_text(chinese) == "模型多大"
