@@ -72,6 +72,21 @@ class Settings:
     max_question_chars: int = 2000
     # Where the web app appends feedback and unanswered questions (JSON lines).
     feedback_log: Path = Path("feedback.jsonl")
+    # A Hugging Face dataset ("owner/name") the visitor log is also committed to, so that it survives
+    # a Space's restarts (its disk is not kept); empty: the local file only. Needs $HF_TOKEN with
+    # write access. Records then go to one file per server process in the folder named like
+    # feedback_log without its suffix, committed every feedback_commit_minutes.
+    feedback_repo: str = ""
+    # huggingface_hub's CommitScheduler default: at most one small commit per 5 minutes.
+    feedback_commit_minutes: int = 5
+    # Where a server with no index pulls a prebuilt one from (`faq-bot index pack` wrote it): an
+    # http(s) URL (e.g. https://huggingface.co/datasets/OWNER/NAME/resolve/main/index.tar.gz) or a
+    # path. Empty: build from the sources instead (about 10 minutes for the portal on 2 cores).
+    index_url: str = ""
+    # With index_url, a running server asks it every this many minutes whether a new archive was
+    # published (a conditional request: a few hundred bytes when nothing changed). The refresh
+    # workflow publishes daily, so an hour is timely enough; 0 = only at start.
+    index_check_minutes: int = 60
     # Browser origins allowed to call /api/ask (the portal, and local development).
     cors_origins: tuple[str, ...] = (
         "https://deep-learning-101.github.io",

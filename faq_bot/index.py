@@ -111,7 +111,8 @@ def write_lock(index_dir: Path):
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise IndexLoadError(f"another `faq-bot ingest` is writing {index_dir}; wait for it to finish") from None
+            raise IndexLoadError(f"another `faq-bot ingest` or `faq-bot index pull` is writing {index_dir}; "
+                                 "wait for it to finish") from None
         yield
 
 
@@ -124,10 +125,7 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, bm25_
     import faiss
 
     index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    name = time.strftime("build-%Y%m%d-%H%M%S-") + f"{time.time_ns() % 1_000_000:06d}"
-    tmp = index_dir / f".tmp-{name}"
-    tmp.mkdir()
+    tmp = new_build_folder(index_dir)
     try:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         dense = faiss.IndexFlatIP(vectors.shape[1])
@@ -155,6 +153,29 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, bm25_
             page_hashes=page_hashes(chunks), built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             chunk_max_chars=chunk_max_chars, files=files, analyser=dict(analyser or {}))
         (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return switch_to(index_dir, tmp, keep_builds)
+
+
+def new_build_folder(index_dir: Path) -> Path:
+    """An empty temporary folder inside `index_dir` to write a build into, then `switch_to` it."""
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    name = time.strftime("build-%Y%m%d-%H%M%S-") + f"{time.time_ns() % 1_000_000:06d}"
+    tmp = index_dir / f".tmp-{name}"
+    tmp.mkdir()
+    return tmp
+
+
+def switch_to(index_dir: Path, tmp: Path, keep_builds: int = 2) -> Path:
+    """Make the complete build in `tmp` (from `new_build_folder`) the live one: rename it into place
+    and replace CURRENT atomically; drop builds older than the newest `keep_builds`. Every way a
+    build arrives (ingest, `faq-bot index pull`) goes through here."""
+    index_dir = Path(index_dir)
+    name = tmp.name.removeprefix(".tmp-")
+    try:
         final = index_dir / name
         os.rename(tmp, final)
         pointer_tmp = index_dir / f".{POINTER}.tmp"
@@ -168,7 +189,7 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, bm25_
 
 
 def remove_temporary(index_dir: Path) -> None:
-    """Drop temporary folders left by interrupted ingests (call with the write lock held)."""
+    """Drop temporary folders left by interrupted ingests or pulls (call with the write lock held)."""
     for tmp in Path(index_dir).glob(".tmp-*"):
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -195,13 +216,18 @@ def read_manifest(build_dir: Path) -> Manifest:
 
 def load_index(index_dir: Path, verify: bool = True) -> LoadedIndex:
     """Load the live build. Raises IndexLoadError with a fix when it is missing or damaged."""
-    import bm25s
-    import faiss
-
     index_dir = Path(index_dir)
     build = current_build(index_dir)
     if build is None or not build.is_dir():
         raise IndexLoadError(f"no index in {index_dir}: run `faq-bot ingest` first")
+    return load_build(build, verify=verify)
+
+
+def load_build(build: Path, verify: bool = True) -> LoadedIndex:
+    """Load one build folder (the live one, or one about to be switched to)."""
+    import bm25s
+    import faiss
+
     manifest = read_manifest(build)
     if manifest.format_version != FORMAT_VERSION:
         raise IndexLoadError(f"{build}: index format {manifest.format_version}, this faq-bot reads "

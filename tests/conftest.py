@@ -202,3 +202,47 @@ def minilm_model() -> Path | None:
         return None
     path = Path(list(spec.submodule_search_locations)[0]) / "model"
     return path if path.is_dir() else None
+
+
+# ---------------------------------------------------------------- index archives over HTTP
+
+@dataclass
+class FileServer:
+    """`python -m http.server` serving a folder on a free localhost port."""
+
+    url: str
+    folder: Path
+    proc: subprocess.Popen
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+def serve_folder(folder: Path) -> FileServer:
+    import socket
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                             "--directory", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return FileServer(f"http://127.0.0.1:{port}", folder, proc)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("http.server did not start within 30 s")
+
+
+@pytest.fixture(scope="session")
+def fixture_archive(fixture_index, tmp_path_factory) -> Path:
+    """The fixture index packed by `faq-bot index pack` (tests must not modify it)."""
+    archive = tmp_path_factory.mktemp("fixture-archive") / "index.tar.gz"
+    result = run_cli("index", "pack", "--config", str(FIXTURE_CONFIG), "--index", str(fixture_index),
+                     "--output", str(archive))
+    assert result.returncode == 0, result.stderr
+    return archive

@@ -5,9 +5,9 @@ import argparse
 import sys
 
 from .. import __version__
-from . import common, eval_cmd, ingest_cmd, query_cmd, web_cmd
+from . import common, eval_cmd, index_cmd, ingest_cmd, query_cmd, web_cmd
 
-COMMANDS = [ingest_cmd, query_cmd.search, query_cmd.ask, eval_cmd, *web_cmd.COMMANDS]
+COMMANDS = [ingest_cmd, index_cmd, query_cmd.search, query_cmd.ask, eval_cmd, *web_cmd.COMMANDS]
 
 
 def build_parser() -> argparse.ArgumentParser:
