@@ -193,7 +193,8 @@ def fetch(source: str, into: Path, progress: Progress | None = None, etag: str |
 
 def _copy(src, dst, total: int | None, progress: Progress | None, source: str) -> int:
     done = 0
-    for block in iter(lambda: src.read(_BLOCK), b""):
+    read = getattr(src, "read1", src.read)      # what has arrived, not a full block: progress moves
+    for block in iter(lambda: read(_BLOCK), b""):
         dst.write(block)
         done += len(block)
         if progress:

@@ -86,7 +86,7 @@ class Settings:
     # With index_url, a running server asks it every this many minutes whether a new archive was
     # published (a conditional request: a few hundred bytes when nothing changed). The refresh
     # workflow publishes daily, so an hour is timely enough; 0 = only at start.
-    index_check_minutes: int = 60
+    index_check_minutes: float = 60.0
     # Browser origins allowed to call /api/ask (the portal, and local development).
     cors_origins: tuple[str, ...] = (
         "https://deep-learning-101.github.io",

@@ -152,6 +152,22 @@ class EvalReport:
         return "\n".join(lines)
 
 
+def quality_failures(metrics: dict[str, float], floors: dict[str, float], ceilings: dict[str, float]) -> list[str]:
+    """What falls short of a quality gate: each metric in `floors` must be at least its value, each in
+    `ceilings` at most (e.g. the refresh workflow publishes an index only when this is empty). A
+    metric the question file cannot give (no unanswerable questions: no abstention) fails too."""
+    failures = []
+    for name, limit, below in [*((n, v, True) for n, v in floors.items()), *((n, v, False) for n, v in ceilings.items())]:
+        value = metrics.get(name)
+        if value is None:
+            failures.append(f"{name}: not measured by this question file")
+        elif below and value < limit:
+            failures.append(f"{name} {value:.3f} is below the floor {limit:.3f}")
+        elif not below and value > limit:
+            failures.append(f"{name} {value:.3f} is above the ceiling {limit:.3f}")
+    return failures
+
+
 def describe_miss(r: ItemResult) -> str:
     if not r.item.answerable:
         return "answered (should abstain)"

@@ -90,9 +90,11 @@ def answer_sentences(chunks: list[Chunk]) -> list[str]:
 
 
 def ingest(config: Config, *, progress: bool | None = None, log: Callable[[str], None] = print,
-           embedder: Embedder | None = None) -> IngestReport:
+           embedder: Embedder | None = None,
+           on_progress: Callable[[int, int], None] | None = None) -> IngestReport:
     """Build or update the index of `config`'s sources. Raises SourceMissingError before any work
-    if a source folder is missing, so a typo never produces a smaller index."""
+    if a source folder is missing, so a typo never produces a smaller index. `on_progress(done,
+    total)` follows the embedding (the slow step), e.g. for a server's "building 42%"."""
     started = time.perf_counter()
     settings = config.settings
     if progress is None:
@@ -137,9 +139,11 @@ def ingest(config: Config, *, progress: bool | None = None, log: Callable[[str],
             if previous is not None and embedder.dim != previous.manifest.dim:
                 raise IndexLoadError(f"model dimension {embedder.dim} differs from the index's {previous.manifest.dim}")
             with _progress_bar(len(todo) + len(sentence_todo), progress) as bar:
+                step = bar.update if on_progress is None else (
+                    lambda n: (bar.update(n), on_progress(bar.n, bar.total)))
                 if todo:
                     texts = [chunks[i].embed_text() for i in todo]
-                    fresh = embed_in_batches(embedder, texts, settings.embed_batch_size, bar.update)
+                    fresh = embed_in_batches(embedder, texts, settings.embed_batch_size, step)
                     if vectors is None:
                         vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
                     vectors[todo] = fresh
@@ -147,7 +151,7 @@ def ingest(config: Config, *, progress: bool | None = None, log: Callable[[str],
                     # shortest first: a batch is padded to its longest text
                     by_length = sorted(sentence_todo, key=lambda i: len(sentences[i]))
                     fresh = embed_in_batches(embedder, [sentences[i] for i in by_length],
-                                             settings.embed_batch_size, bar.update)
+                                             settings.embed_batch_size, step)
                     if sentence_vectors is None:
                         sentence_vectors = np.zeros((len(sentences), embedder.dim), dtype=np.float32)
                     sentence_vectors[by_length] = fresh

@@ -133,10 +133,11 @@ def start_server(root: Path, fixture_index: Path, rate_limit: int = 0, env: dict
             raise RuntimeError(f"server exited: {server_log.read_text(encoding='utf-8')}")
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
-                if r.status == 200:
+                if r.status == 200 and json.loads(r.read())["state"] == "ready":   # not only listening
                     return Server(url, proc, index_dir, config, log, site)
         except OSError:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.3)
     proc.kill()
     raise RuntimeError("server did not start within 120 s")
 
@@ -246,3 +247,102 @@ def fixture_archive(fixture_index, tmp_path_factory) -> Path:
                      "--output", str(archive))
     assert result.returncode == 0, result.stderr
     return archive
+
+
+class GatedFile:
+    """One file over HTTP from a thread of the test process: the first half at once, the rest only
+    after `release()`, so a test sees a server mid-download for as long as it needs."""
+
+    def __init__(self, data: bytes, name: str = "index.tar.gz") -> None:
+        import http.server
+        import threading
+
+        self.data, self.name = data, name
+        self.gate = threading.Event()
+        self.requests = 0
+        gated = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 -- http.server's naming
+                gated.requests += 1
+                if self.path != "/" + gated.name:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(gated.data)))
+                self.end_headers()
+                half = (len(gated.data) + 1) // 2
+                self.wfile.write(gated.data[:half])
+                self.wfile.flush()
+                gated.gate.wait(300)
+                self.wfile.write(gated.data[half:])
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def stop(self) -> None:
+        self.gate.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def start_empty_server(root: Path, settings: dict, site: Path | None = None) -> tuple[subprocess.Popen, str, Path]:
+    """`faq-bot serve` with an empty index folder and these settings, over a copy of the fixture
+    site; returns (process, url, server log) as soon as the process is started (not waiting)."""
+    import shutil
+
+    if site is None:
+        site = root / "site"
+        shutil.copytree(FIXTURES / "site", site)
+    config = write_config(root / "sources.yaml", [
+        {"name": "site", "path": str(site), "base_url": "https://example.org/", "url_rule": "jekyll"},
+        {"name": "papers", "path": str(FIXTURES / "papers"), "base_url": "https://github.com/example/papers/blob/main/",
+         "url_rule": "github"}], {"feedback_log": str(root / "feedback.jsonl"), **settings})
+    port = free_port()
+    server_log = root / "server.log"
+    with open(server_log, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "faq_bot", "serve", "--config", str(config), "--index",
+                                 str(root / "index"), "--port", str(port), "--rate-limit", "0"],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
+    return proc, f"http://127.0.0.1:{port}", server_log
+
+
+def http_json(url: str, payload: dict | None = None, timeout: float = 60):
+    """(status, headers, JSON) of a GET, or of a POST of `payload`, without raising on 4xx/5xx."""
+    import urllib.error
+    import urllib.request
+
+    data = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, json.loads(e.read())
+
+
+def wait_for_health(url: str, proc: subprocess.Popen, until, timeout: float = 180) -> dict:
+    """Poll /healthz until until(status dict) holds; the last status."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the server exited")
+        try:
+            last = http_json(url + "/healthz", timeout=5)[2]
+            if until(last):
+                return last
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; last /healthz: {last}")

@@ -84,3 +84,18 @@ def test_malformed_question_files_are_refused(fixture_index, tmp_path, content, 
 def test_missing_question_file_is_named(fixture_index, tmp_path):
     result = _eval(fixture_index, tmp_path / "none.yaml")
     assert result.returncode == 2 and "question file not found" in result.stderr and "none.yaml" in result.stderr
+
+
+def test_quality_gate_exits_1_below_a_floor(fixture_index):
+    """The refresh workflow publishes only when `faq-bot eval` passes its floors and ceilings."""
+    passed = _eval(fixture_index, FIXTURES / "questions.yaml", "--floor", "evidence@5=0.5", "--ceiling",
+                   "false_abstention=0.5")
+    assert passed.returncode == 0, passed.stderr
+    failed = _eval(fixture_index, FIXTURES / "questions.yaml", "--floor", "evidence@5=1.01", "--floor",
+                   "abstention=0.5", "--ceiling", "false_abstention=-0.01")
+    assert failed.returncode == 1
+    assert "quality gate: evidence@5 1.000 is below the floor 1.010" in failed.stderr
+    assert "quality gate: false_abstention 0.000 is above the ceiling -0.010" in failed.stderr
+    assert "abstention" not in failed.stderr.replace("false_abstention", "")     # 1.0 passes its floor 0.5
+    bad = _eval(fixture_index, FIXTURES / "questions.yaml", "--floor", "accuracy=0.5")
+    assert bad.returncode == 2 and "unknown metric 'accuracy'" in bad.stderr

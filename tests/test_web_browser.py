@@ -50,7 +50,7 @@ def _widget_ask(page, question: str):
     panel = host.locator(".panel")
     if panel.is_hidden():
         host.locator("button.fab").click()
-    answers = host.locator(".msg.a, .msg.err")
+    answers = host.locator(".msg.a, .msg.err, .msg.wait")
     before = answers.count()              # counted before asking: a fast answer must not be missed
     page.keyboard.type(question)          # the input has focus once the panel opens
     page.keyboard.press("Enter")
@@ -176,3 +176,51 @@ def test_gradio_follow_up_and_feedback_are_logged(server, page, output_dir):
     assert report.returncode == 0, report.stderr
     assert "👍" in report.stdout and "answers rated 👎:" in report.stdout
     assert "語音去噪模型多大？" in report.stdout.split("answers rated 👎:")[1]
+
+
+def test_chat_and_widget_show_progress_while_the_index_is_pulled(tmp_path, browser, fixture_archive, output_dir):
+    """A server started with no index, pulling settings.index_url (held at half way by the file
+    server): the chat shows "正在下載索引… 50%" above the conversation and as its reply, the widget a
+    short notice instead of an error; once the download ends the same page answers."""
+    from conftest import GatedFile, start_empty_server, wait_for_health
+
+    gated = GatedFile(fixture_archive.read_bytes())
+    proc, url, _ = start_empty_server(tmp_path, {"index_url": gated.url})
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    try:
+        wait_for_health(url, proc, lambda s: s["state"] == "pulling" and (s["progress"] or 0) >= 0.5)
+        page.goto(url + "/")
+        notice = page.locator("#faq-status")
+        page.wait_for_function("document.querySelector('#faq-status') && "
+                               "document.querySelector('#faq-status').innerText.includes('正在下載索引… 50%')",
+                               timeout=60_000)
+        box = page.locator("#faq-question textarea")
+        box.fill("你們做語音去噪最後模型多大？")
+        box.press("Enter")
+        page.wait_for_function("document.querySelector('#faq-chat').innerText.includes('請稍候再問')", timeout=60_000)
+        page.screenshot(path=str(output_dir / "gradio-pulling.png"), full_page=True)
+
+        widget = context.new_page()
+        widget.goto(url + "/widget-demo")
+        host = _widget_ask(widget, "你們做語音去噪最後模型多大？")
+        waiting = host.locator(".msg.wait").last
+        assert "正在下載索引… 50%" in waiting.inner_text() and host.locator(".msg.err").count() == 0
+        widget.screenshot(path=str(output_dir / "widget-pulling.png"))
+
+        gated.release()
+        page.wait_for_function("!document.querySelector('#faq-status') || "
+                               "document.querySelector('#faq-status').innerText.trim() === '' || "
+                               "document.querySelector('#faq-status').offsetParent === null", timeout=60_000)
+        assert notice.count() == 0 or not notice.is_visible()
+        box.fill("你們做語音去噪最後模型多大？")
+        box.press("Enter")
+        page.wait_for_function("document.querySelector('#faq-chat').innerText.includes('9 MB')", timeout=60_000)
+        page.screenshot(path=str(output_dir / "gradio-after-pull.png"), full_page=True)
+        host = _widget_ask(widget, "你們做語音去噪最後模型多大？")
+        assert "9 MB" in host.locator(".msg.a").last.inner_text()
+    finally:
+        context.close()
+        proc.terminate()
+        proc.wait(timeout=20)
+        gated.stop()

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from ..eval import evaluate, load_items, page_texts_of, answer_fn
+from ..eval import evaluate, load_items, page_texts_of, answer_fn, quality_failures
 from ..retrieve import Searcher
 from . import common
 
@@ -16,7 +17,24 @@ def register(sub) -> None:
     common.add_config_options(p)
     p.add_argument("questions", help="YAML question file")
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
+    p.add_argument("--floor", metavar="METRIC=VALUE", action="append", type=_limit, default=[],
+                   help="exit 1 if METRIC is below VALUE, e.g. answer@evidence=0.7 (repeatable)")
+    p.add_argument("--ceiling", metavar="METRIC=VALUE", action="append", type=_limit, default=[],
+                   help="exit 1 if METRIC is above VALUE, e.g. false_abstention=0.1 (repeatable)")
     p.set_defaults(run=run)
+
+
+METRIC_NAMES = ("answer@evidence", "page@1", "page@5", "evidence@5", "mrr@10", "false_abstention", "abstention")
+
+
+def _limit(value: str) -> tuple[str, float]:
+    name, sep, number = value.partition("=")
+    if name not in METRIC_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown metric {name!r}; one of {', '.join(METRIC_NAMES)}")
+    try:
+        return name, float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected METRIC=NUMBER, got {value!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,4 +45,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"metrics": report.metrics(), "by_kind": report.by_kind()}, ensure_ascii=False))
     else:
         print(report.format())
-    return 0
+    failures = quality_failures(report.metrics(), dict(args.floor), dict(args.ceiling))
+    for failure in failures:
+        print(f"faq-bot: quality gate: {failure}", file=sys.stderr)
+    return 1 if failures else 0

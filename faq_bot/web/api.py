@@ -2,7 +2,8 @@
 
 Bad input gets a 4xx with {"error": "..."} saying what to change: malformed JSON (400), a body
 that is not an object or has no text question (400), an empty question (400), a question over the
-length limit (413), too many requests from one client (429, with Retry-After).
+length limit (413), too many requests from one client (429, with Retry-After). While the server
+has no index yet (it is being pulled or built), 503 with Retry-After and how far it is.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from ..answer import answer
 from ..retrieve import QuestionError, QuestionTooLong, check_question
 from .feedback import FeedbackLog
-from .live import LiveSearcher
+from .live import IndexNotReady, LiveSearcher
 from .ratelimit import RateLimiter
 
 MAX_BODY_BYTES = 64 * 1024
@@ -60,7 +61,12 @@ def api_router(live: LiveSearcher, limiter: RateLimiter, feedback: FeedbackLog) 
             question = check_question(question, max_chars)
         except QuestionError as exc:
             return _error(413 if isinstance(exc, QuestionTooLong) else 400, str(exc))
-        result = await run_in_threadpool(answer, live.get(), question, history[-MAX_HISTORY_TURNS:])
+        try:
+            searcher = live.get()
+        except IndexNotReady as exc:    # the index is being pulled or built: say how far, and when to retry
+            return JSONResponse({"error": str(exc), "status": exc.status.to_dict()}, status_code=503,
+                                headers={"Retry-After": str(exc.status.retry_after)})
+        result = await run_in_threadpool(answer, searcher, question, history[-MAX_HISTORY_TURNS:])
         feedback.question(question, result.answerable, channel="api")
         return JSONResponse(result.to_dict())
 

@@ -1,26 +1,69 @@
 """The visitor log: 👍/👎 on answers and every question the bot could not answer, as JSON lines,
-so the site owner sees what visitors ask and miss; `faq-bot report` summarises it."""
+so the site owner sees what visitors ask and miss; `faq-bot report` summarises it.
+
+By default the log is one local file (settings.feedback_log). A Space's disk is lost on every restart,
+so with settings.feedback_repo (a Hugging Face dataset) each server process writes its own file in a
+folder beside it (feedback_log without its suffix: `feedback/visits-<start>-<id>.jsonl`), and
+huggingface_hub's CommitScheduler commits that folder to the dataset's `visitor-log/` every few
+minutes from a background thread. If the hub cannot be reached the records stay in the local folder.
+`faq-bot report` reads a file, a folder of them, or the dataset.
+"""
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger("faq_bot.web")
+
+REPO_FOLDER = "visitor-log"       # where the records go in settings.feedback_repo
+
+
+def log_folder(feedback_log: Path) -> Path:
+    """The folder a server committing to feedback_repo writes its files in."""
+    return Path(feedback_log).with_suffix("")
 
 
 class FeedbackLog:
     """Appends one JSON object per line; safe to call from several threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, repo: str = "", commit_minutes: float = 5) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._scheduler = None
+        if repo:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            self.path = log_folder(path) / f"visits-{stamp}-{uuid.uuid4().hex[:8]}.jsonl"
+            threading.Thread(target=self._start_commits, args=(repo, commit_minutes), daemon=True,
+                             name="faq-bot-visitor-log").start()
+
+    def _start_commits(self, repo: str, minutes: float) -> None:
+        """CommitScheduler creates the dataset if needed, a network call: off the start-up path."""
+        try:
+            from huggingface_hub import CommitScheduler
+
+            self._scheduler = CommitScheduler(repo_id=repo, repo_type="dataset", folder_path=self.path.parent,
+                                              path_in_repo=REPO_FOLDER, every=minutes, private=True,
+                                              allow_patterns=["*.jsonl"])
+            log.info("committing the visitor log in %s to the dataset %s every %s minutes",
+                     self.path.parent, repo, minutes)
+        except Exception as exc:  # noqa: BLE001 -- no hub, no token, no rights: keep the local folder
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            log.warning("cannot commit the visitor log to the dataset %s (%s: %s); it stays in %s",
+                        repo, type(exc).__name__, first, self.path.parent)
 
     def _append(self, record: dict) -> None:
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **record}
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        with self._lock:
+        scheduler = self._scheduler
+        # the scheduler's lock: it never uploads a half-written line
+        with self._lock, (scheduler.lock if scheduler is not None else contextlib.nullcontext()):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(line)
@@ -60,12 +103,35 @@ class Report:
         return "\n".join(lines)
 
 
-def summarize(path: Path, top: int = 10) -> Report:
-    """Counts from a feedback log; unreadable lines are counted, not fatal."""
+def log_files(*paths: Path) -> list[Path]:
+    """The log files among `paths`: a file, or every .jsonl file below a folder (a server's folder,
+    or the dataset's copy)."""
+    found = []
+    for path in map(Path, paths):
+        found += sorted(p for p in path.rglob("*.jsonl") if p.is_file()) if path.is_dir() else [path] * path.is_file()
+    return found
+
+
+def download_log(repo: str, into: Path) -> Path:
+    """The visitor log committed to the dataset `repo`, downloaded into `into`."""
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo_id=repo, repo_type="dataset", allow_patterns=[f"{REPO_FOLDER}/*.jsonl"],
+                                  local_dir=into))
+
+
+def _lines(paths: tuple[Path, ...]):
+    for file in log_files(*paths):
+        with open(file, encoding="utf-8", errors="replace") as f:
+            yield from f
+
+
+def summarize(*paths: Path, top: int = 10) -> Report:
+    """Counts from a feedback log (files, or folders of them); unreadable lines are counted, not fatal."""
     report = Report()
     asked, missed, disliked = Counter(), Counter(), Counter()
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
+    with contextlib.closing(_lines(paths)) as lines:
+        for line in lines:
             if not line.strip():
                 continue
             try:

@@ -5,6 +5,10 @@ the previous build. The server notices the switch (a small file read, at most on
 loads the new build beside the old one with the same embedder, and swaps the reference: requests
 in flight finish on the old searcher, new ones use the new. A build that fails to load is logged
 and the old searcher stays.
+
+A server may start with no index at all (it is being pulled or built, see keeper.py): then `get()`
+raises IndexNotReady with what is happening and how far it is, and the first build that appears is
+loaded the same way.
 """
 from __future__ import annotations
 
@@ -14,14 +18,61 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..config import Config
 from ..embed import Embedder, embedder_from_settings
-from ..index import current_build
+from ..index import IndexLoadError, current_build
 from ..retrieve import Searcher
 
 log = logging.getLogger("faq_bot.web")
+
+# How long a client is asked to wait (Retry-After) while there is no index yet. A pull of the
+# portal's archive and the model load take seconds; a build from the sources about 10 minutes on
+# 2 cores, of which a visitor should not be told to wait for all: a minute, then ask again.
+RETRY_AFTER_SECONDS = {"starting": 5, "pulling": 10, "loading": 5, "building": 60, "failed": 300}
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where the server is in getting its index: ready, or what it is doing and how far it is."""
+
+    state: str                      # starting | pulling | building | loading | ready | failed
+    progress: float | None = None   # 0..1 when known
+    detail: str = ""                # for the log and /healthz (English)
+    build: str | None = None        # the build answering, once ready
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    @property
+    def retry_after(self) -> int:
+        return RETRY_AFTER_SECONDS.get(self.state, 10)
+
+    def message(self) -> str:
+        """What the chat and the widget show a visitor (Traditional Chinese, as the portal)."""
+        percent = f" {int(self.progress * 100)}%" if self.progress is not None else ""
+        return {"starting": "問答小幫手正在啟動…",
+                "pulling": f"正在下載索引…{percent}",
+                "building": f"正在建立索引…{percent}",
+                "loading": "正在載入索引…",
+                "failed": "索引無法建立，問答暫停服務；網站管理者已收到紀錄。",
+                }.get(self.state, "")
+
+    def to_dict(self) -> dict:
+        return {"state": self.state, "progress": self.progress, "detail": self.detail, "build": self.build,
+                "message": self.message()}
+
+
+class IndexNotReady(RuntimeError):
+    """No index to answer from yet; `status` says why and for how long."""
+
+    def __init__(self, status: Status) -> None:
+        super().__init__(status.message() or status.detail)
+        self.status = status
 
 
 class SerializedEmbedder:
@@ -54,45 +105,87 @@ class LiveSearcher:
         self.config = config
         self.index_dir = Path(config.settings.index_dir)
         self.check_every = check_every
-        self._embedder = SerializedEmbedder(embedder_from_settings(config.settings))
-        first = Searcher.open(config, embedder=self._embedder)
-        self._searcher = first
-        self._build = first.index.build_dir
+        self._embedder: SerializedEmbedder | None = None
+        self._searcher: Searcher | None = None
+        self._build: Path | None = None
+        self._status = Status("starting", detail="no index yet")
         self._failed: Path | None = None       # a build that would not load: not retried until CURRENT moves on
+        if current_build(self.index_dir) is not None:   # an index is there: answer from it at once
+            self._embedder = SerializedEmbedder(embedder_from_settings(config.settings))
+            try:
+                first = Searcher.open(config, embedder=self._embedder)
+            except IndexLoadError as exc:       # damaged or another model: the keeper replaces it
+                self._failed = current_build(self.index_dir)
+                log.warning("the index in %s does not load (%s); getting a new one", self.index_dir, exc)
+            else:
+                self._searcher, self._build = first, first.index.build_dir
         self._checked = time.monotonic()
         self._reload_lock = threading.Lock()  # held from noticing a new build until it is loaded (or not)
         self.reloads = 0
 
     @property
-    def build(self) -> Path:
+    def build(self) -> Path | None:
         return self._build
 
+    def status(self) -> Status:
+        if self._searcher is not None:
+            return Status("ready", 1.0, f"answering from {self._build.name}", self._build.name)
+        return self._status
+
+    def set_status(self, state: str, progress: float | None = None, detail: str = "") -> None:
+        """What the keeper is doing while there is no index to answer from (shown to visitors)."""
+        self._status = Status(state, progress, detail)
+
     def get(self) -> Searcher:
-        """The searcher to answer the next request with (never waits for a reload)."""
+        """The searcher to answer the next request with (never waits for a reload); IndexNotReady
+        while there is none yet."""
         now = time.monotonic()
         if now - self._checked >= self.check_every and self._reload_lock.acquire(blocking=False):
             self._checked = now
-            try:
-                build = current_build(self.index_dir)
-            except OSError as exc:
-                log.warning("could not read %s/CURRENT: %s", self.index_dir, exc)
-                build = None
-            if build is not None and build not in (self._build, self._failed):
+            build = self._new_build()
+            if build is not None:
                 threading.Thread(target=self._load, args=(build,), name="faq-bot-reload", daemon=True).start()
             else:
                 self._reload_lock.release()
-        return self._searcher
+        searcher = self._searcher
+        if searcher is None:
+            raise IndexNotReady(self.status())
+        return searcher
+
+    def load_now(self) -> bool:
+        """Load the live build if it is not the one answering (the keeper calls this right after
+        installing one, so the first answers need no request to notice it). True if it answers."""
+        with self._reload_lock:
+            build = self._new_build()
+            if build is not None:
+                self._load_locked(build)
+        return self._searcher is not None
+
+    def _new_build(self) -> Path | None:
+        try:
+            build = current_build(self.index_dir)
+        except OSError as exc:
+            log.warning("could not read %s/CURRENT: %s", self.index_dir, exc)
+            return None
+        return build if build is not None and build not in (self._build, self._failed) else None
 
     def _load(self, build: Path) -> None:
         try:
+            self._load_locked(build)
+        finally:
+            self._reload_lock.release()
+
+    def _load_locked(self, build: Path) -> None:
+        try:
+            if self._embedder is None:
+                self._embedder = SerializedEmbedder(embedder_from_settings(self.config.settings))
             fresh = Searcher.open(self.config, embedder=self._embedder)
         except Exception as exc:  # noqa: BLE001 -- whatever broke the load, keep serving the old build
             self._failed = build
+            served = self._build.name if self._build else "nothing (no index yet)"
             log.warning("could not load the new index build %s; still answering from %s: %s",
-                        build.name, self._build.name, exc)
+                        build.name, served, exc)
         else:
             self._searcher, self._build = fresh, fresh.index.build_dir
             self.reloads += 1
             log.info("switched to index build %s", fresh.index.build_dir.name)
-        finally:
-            self._reload_lock.release()

@@ -6,11 +6,12 @@ from importlib import resources
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..config import Config
 from .api import api_router
 from .feedback import FeedbackLog
+from .keeper import IndexKeeper
 from .live import LiveSearcher
 from .ratelimit import RateLimiter
 
@@ -19,15 +20,20 @@ def _static(name: str) -> str:
     return resources.files("faq_bot.web").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def create_app(config: Config, rate_limit: int | None = None, live: LiveSearcher | None = None) -> FastAPI:
-    """The whole web app. `rate_limit` overrides settings.rate_limit_per_minute (0 = off)."""
+def create_app(config: Config, rate_limit: int | None = None, live: LiveSearcher | None = None,
+               keeper: IndexKeeper | None = None) -> FastAPI:
+    """The whole web app. `rate_limit` overrides settings.rate_limit_per_minute (0 = off). With no
+    index yet, it pulls or builds one in the background (keeper.py) and says so meanwhile."""
     import gradio as gr
 
     from .ui import build_ui
 
     settings = config.settings
-    live = live or LiveSearcher(config)
-    feedback = FeedbackLog(settings.feedback_log)
+    if live is None:             # else the caller runs the live searcher (and its keeper)
+        live = LiveSearcher(config)
+        keeper = IndexKeeper(config, live)
+        keeper.start()
+    feedback = FeedbackLog(settings.feedback_log, settings.feedback_repo, settings.feedback_commit_minutes)
     limiter = RateLimiter(settings.rate_limit_per_minute if rate_limit is None else rate_limit)
 
     app = FastAPI(title="faq-bot", docs_url=None, redoc_url=None)
@@ -46,7 +52,20 @@ def create_app(config: Config, rate_limit: int | None = None, live: LiveSearcher
         return HTMLResponse(demo_html)
 
     @app.get("/healthz")
-    def health() -> PlainTextResponse:
-        return PlainTextResponse(f"ok {live.build.name}")
+    def health() -> JSONResponse:
+        """200 while the server answers or is getting its index (with how far it is); 503 once
+        getting one has failed."""
+        status = live.status()
+        return JSONResponse(status.to_dict(), status_code=503 if status.state == "failed" else 200)
+
+    @app.post("/api/index/check")
+    def check_index() -> JSONResponse:
+        """Look for a new archive at settings.index_url now (the refresh workflow calls this after
+        publishing). Harmless to expose: it only makes the server send a conditional request to the
+        URL its own config names, at most once a minute (keeper.MIN_CHECK_SECONDS)."""
+        if keeper is None or not settings.index_url:
+            return JSONResponse({"error": "this server follows no settings.index_url"}, status_code=404)
+        keeper.check_soon()
+        return JSONResponse({"checking": settings.index_url}, status_code=202)
 
     return gr.mount_gradio_app(app, build_ui(live, feedback), path="/", footer_links=["api"])

@@ -13,7 +13,7 @@ import gradio as gr
 from ..answer import answer, escape_markdown
 from ..retrieve import QuestionError
 from .feedback import FeedbackLog
-from .live import LiveSearcher
+from .live import IndexNotReady, LiveSearcher
 
 TITLE = "Deep Learning 101 FAQ 問答小幫手"
 INTRO = ("用中文（繁體或簡體）或英文提問，小幫手會從 [Deep Learning 101](https://deep-learning-101.github.io/) "
@@ -50,6 +50,8 @@ def build_ui(live: LiveSearcher, feedback: FeedbackLog) -> gr.Blocks:
             result = answer(live.get(), question, earlier)
         except QuestionError as exc:
             reply = f"⚠️ {exc}"
+        except IndexNotReady as exc:
+            reply = f"⏳ {exc}請稍候再問。"
         else:
             reply = result.to_markdown()
             feedback.question(question, result.answerable, channel="ui")
@@ -61,7 +63,7 @@ def build_ui(live: LiveSearcher, feedback: FeedbackLog) -> gr.Blocks:
         """The Gradio API endpoint (gradio_client): one question, the answer as a dict."""
         try:
             return answer(live.get(), question).to_dict()
-        except QuestionError as exc:
+        except (QuestionError, IndexNotReady) as exc:
             return {"error": str(exc)}
 
     def on_like(history: list[dict], data: gr.LikeData) -> None:
@@ -71,8 +73,20 @@ def build_ui(live: LiveSearcher, feedback: FeedbackLog) -> gr.Blocks:
                          if m.get("role") == "user"), "")
         feedback.rating(question, bool(data.liked), reply, channel="ui")
 
+    def show_status():
+        """The notice above the chat while the index is pulled or built ("正在建立索引… 42%"); the
+        timer stops once the server answers."""
+        status = live.status()
+        if status.ready:
+            return gr.update(value="", visible=False), gr.Timer(active=False)
+        return gr.update(value=f"⏳ **{status.message()}** 完成後即可提問，不需重新整理頁面。", visible=True), gr.Timer(active=True)
+
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\n\n{INTRO}")
+        notice = gr.Markdown(visible=False, elem_id="faq-status")
+        timer = gr.Timer(1.0)
+        timer.tick(show_status, None, [notice, timer], api_name=False, show_progress="hidden")
+        demo.load(show_status, None, [notice, timer], api_name=False, show_progress="hidden")
         chatbot = gr.Chatbot(label="對話", height=520, sanitize_html=True, render_markdown=True,
                              feedback_options=("Like", "Dislike"), elem_id="faq-chat")
         with gr.Row():

@@ -137,10 +137,15 @@
       fetch(endpoint, { method: "POST", headers: { "Content-Type": "application/json" },
                         body: JSON.stringify({ question: question, history: history.slice(-5) }) })
         .then(function (r) {
-          return r.json().catch(function () { return {}; }).then(function (d) { return { ok: r.ok, data: d }; });
+          return r.json().catch(function () { return {}; }).then(function (d) { return { ok: r.ok, status: r.status, data: d }; });
         })
         .then(function (res) {
           waiting.remove();
+          if (res.status === 503 && res.data.error) {
+            // the server is still getting its index: a notice with how far it is, not an error
+            log.appendChild(el("p", { class: "msg wait note" }, "⏳ " + res.data.error + " 請稍後再問。"));
+            return;
+          }
           if (!res.ok) {
             log.appendChild(el("p", { class: "msg err" }, res.data.error || "伺服器沒有回應，請稍後再試。"));
             return;
