@@ -48,10 +48,12 @@ def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 120) -> No
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
+            response = conn.getresponse()
+            if response.status == 200 and json.loads(response.read()).get("state") == "ready":   # not only listening
                 return
         except OSError:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.3)
     raise SystemExit("server did not start")
 
 

@@ -66,3 +66,19 @@ def test_a_good_build_replaces_the_served_one_without_failing_requests(live_inde
     assert live.reloads == 1 and all(results)
     assert live.get().index.build_dir == new
     assert answer(live.get(), "混合檢索是怎麼做的").citations[0].url.startswith("https://example.org/rag")
+
+
+def test_starts_without_an_index_says_why_and_answers_once_one_is_installed(tmp_path, fixture_index):
+    from faq_bot.web.live import IndexNotReady
+
+    index_dir = tmp_path / "index"
+    live = LiveSearcher(with_overrides(load_config(FIXTURE_CONFIG), index_dir=index_dir), check_every=0)
+    assert live.build is None and live.status().state == "starting"
+    live.set_status("building", 0.42, "embedding 42/100")
+    with pytest.raises(IndexNotReady) as refused:
+        live.get()
+    assert str(refused.value) == "正在建立索引… 42%" and refused.value.status.retry_after >= 1
+    assert live.load_now() is False                     # nothing installed yet
+    shutil.copytree(fixture_index, index_dir)
+    assert live.load_now() is True and live.status().ready and live.status().build == live.build.name
+    assert answer(live.get(), "語音去噪模型多大？").answerable

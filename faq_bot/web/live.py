@@ -16,9 +16,8 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -59,7 +58,7 @@ class Status:
                 "pulling": f"正在下載索引…{percent}",
                 "building": f"正在建立索引…{percent}",
                 "loading": "正在載入索引…",
-                "failed": "索引無法建立，問答暫停服務；網站管理者已收到紀錄。",
+                "failed": "索引無法建立，問答暫停服務，請稍後再試。",
                 }.get(self.state, "")
 
     def to_dict(self) -> dict:

@@ -79,7 +79,10 @@ def build_ui(live: LiveSearcher, feedback: FeedbackLog) -> gr.Blocks:
         status = live.status()
         if status.ready:
             return gr.update(value="", visible=False), gr.Timer(active=False)
-        return gr.update(value=f"⏳ **{status.message()}** 完成後即可提問，不需重新整理頁面。", visible=True), gr.Timer(active=True)
+        if status.state == "failed":
+            return gr.update(value=f"⚠️ **{status.message()}**", visible=True), gr.Timer(active=True)
+        text = f"⏳ **{status.message()}** 完成後即可提問，不需重新整理頁面。"
+        return gr.update(value=text, visible=True), gr.Timer(active=True)
 
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\n\n{INTRO}")
