@@ -51,7 +51,7 @@ def build_ui(live: LiveSearcher, feedback: FeedbackLog) -> gr.Blocks:
         except QuestionError as exc:
             reply = f"⚠️ {exc}"
         except IndexNotReady as exc:
-            reply = f"⏳ {exc}請稍候再問。"
+            reply = f"⏳ {exc}，請稍候再問。"
         else:
             reply = result.to_markdown()
             feedback.question(question, result.answerable, channel="ui")

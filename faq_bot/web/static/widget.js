@@ -143,7 +143,7 @@
           waiting.remove();
           if (res.status === 503 && res.data.error) {
             // the server is still getting its index: a notice with how far it is, not an error
-            log.appendChild(el("p", { class: "msg wait note" }, "⏳ " + res.data.error + " 請稍後再問。"));
+            log.appendChild(el("p", { class: "msg wait note" }, "⏳ " + res.data.error + "，請稍後再問。"));
             return;
           }
           if (!res.ok) {
