@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -134,8 +135,6 @@ def test_the_steps_take_a_changed_page_to_a_running_server(tmp_path, fixture_arc
             assert status == 200
             if data["answerable"] and "交叉編碼器" in data["citations"][0]["snippet"]:
                 break
-            import time
-
             time.sleep(0.2)
         else:
             pytest.fail(f"the server still answers from the old index: {data}")
