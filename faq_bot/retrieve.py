@@ -30,11 +30,18 @@ class QuestionTooLong(QuestionError):
     """Over settings.max_question_chars."""
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def check_question(question: object, max_chars: int) -> str:
-    """A clean question or QuestionError: not text, empty, or longer than `max_chars`.
+    """A clean question or QuestionError: not text, not valid Unicode, empty, or longer than `max_chars`.
     Control characters are removed rather than refused: they come from copy and paste."""
     if not isinstance(question, str):
         raise QuestionError("the question must be text")
+    bad = _SURROGATE.search(question)
+    if bad:   # JSON's "\ud800" escapes decode to these; no text encoding can write one
+        raise QuestionError(f"the question holds invalid Unicode (an unpaired surrogate, U+{ord(bad.group()):04X}, "
+                            f"at character {bad.start() + 1}): send it as UTF-8 text")
     text = clean_text(question)
     if not text:
         raise QuestionError("the question is empty: type a question about Deep Learning 101's pages")
@@ -147,12 +154,24 @@ def name_phrases(question: str) -> list[str]:
 CONTEXT_WEIGHT = 0.3
 
 
+# What one query may cost the model. It embeds a long text in 510-token windows, one after another
+# (a 1,990-character question cost 124x a 9-character one, issue 9), while visitors ask short
+# questions (dev.yaml: 104 questions, median 24 characters, longest 136). The question's first
+# DENSE_QUERY_CHARS characters are embedded (every dev.yaml question whole; FIGURE), the bridged
+# terms of an English one add at most half as much again, a follow-up's previous question at most
+# CONTEXT_CHARS; the words of the whole question still go to BM25 and the answer policy.
+DENSE_QUERY_CHARS = 200
+CONTEXT_CHARS = 100
+
+
 def dense_text(query: Query) -> str:
     """What the model embeds: the question, and for an English one the Chinese terms its words
-    bridge to (one per term), so the vector leans towards the pages' own wording."""
+    bridge to (one per term), so the vector leans towards the pages' own wording; bounded, so that
+    no question costs the model more than a few short ones."""
+    text = query.normalized[:DENSE_QUERY_CHARS]
     if not query.latin or not query.translations:
-        return query.normalized
-    return query.normalized + " " + " ".join(t.chinese[0] for t in query.translations)
+        return text
+    return text + " " + " ".join(t.chinese[0] for t in query.translations)[:DENSE_QUERY_CHARS // 2]
 
 
 class Searcher:
@@ -341,7 +360,7 @@ class Searcher:
         """Ranked candidates for `question`; `context` is the previous question of a follow-up."""
         text = check_question(question, self.settings.max_question_chars)
         if context is not None:
-            context = clean_text(context)[: self.settings.max_question_chars]
+            context = clean_text(context)[:CONTEXT_CHARS]
         query = self.analyse(text, context)
         n = max(self.settings.candidates, k)
         vector = self.embedder.embed_queries([dense_text(query)])

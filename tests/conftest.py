@@ -142,6 +142,15 @@ def start_server(root: Path, fixture_index: Path, rate_limit: int = 0, env: dict
     raise RuntimeError("server did not start within 120 s")
 
 
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, fixture_index) -> Server:
+    """One `faq-bot serve` (no rate limit) for the API and browser tests. Tests that need their own
+    settings (a rate limit, trusted proxies) start their own with `start_server`."""
+    srv = start_server(tmp_path_factory.mktemp("web"), fixture_index, rate_limit=0)
+    yield srv
+    srv.stop()
+
+
 # ---------------------------------------------------------------- helpers of the core tests
 
 PORTAL = SHARED_CORPUS / "deep-learning-101.github.io"

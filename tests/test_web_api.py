@@ -12,13 +12,6 @@ from conftest import run_cli, start_server
 PORTAL = "https://deep-learning-101.github.io"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, fixture_index):
-    srv = start_server(tmp_path_factory.mktemp("web-api"), fixture_index, rate_limit=0)
-    yield srv
-    srv.stop()
-
-
 def request(url: str, body: bytes | None = None, headers: dict | None = None, method: str | None = None):
     """(status, headers, parsed JSON or text) without raising on 4xx."""
     req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
@@ -35,7 +28,10 @@ def request(url: str, body: bytes | None = None, headers: dict | None = None, me
 
 
 def ask(server, payload, headers=None):
-    body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
+    # UTF-8, except a lone surrogate, which no encoding writes: JSON's escape for it (as a browser's
+    # JSON.stringify sends it), which is what "backslashreplace" writes inside a JSON string
+    body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode(
+        "utf-8", "backslashreplace")
     return request(server.url + "/api/ask", body, {"Content-Type": "application/json", **(headers or {})})
 
 
@@ -75,8 +71,18 @@ def test_follow_up_uses_the_previous_question(server):
     ({"question": 12}, 400, "must be text"),
     ({}, 400, "must be text"),
     ({"question": "問" * 2001}, 413, "limit is 2000"),
-    ({"question": "RAG", "history": "not a list"}, 400, "history"),
+    ({"question": "RAG", "history": "not a list"}, 400, "history must be a list"),
     (b"{\"question\": \"" + b"x" * 70000 + b"\"}", 413, "body over"),
+    # the catalogue of issue 9: each was a 500, or a 200 that cost seconds
+    ({"question": "語音\ud800去噪"}, 400, "invalid Unicode"),
+    ({"question": "那它呢？", "history": ["語音\udc00去噪"]}, 400, "history turn 1: the question holds invalid Unicode"),
+    ({"question": "那它呢？", "history": [{"role": "user", "content": "\ud83d"}]}, 400, "invalid Unicode"),
+    (b"[" * 5000, 400, "nested 5000 levels deep"),
+    (b'{"question": "RAG", "history": ' + b"[" * 40 + b"]" * 40 + b"}", 400, "nested 41 levels deep"),
+    ({"question": "RAG", "history": [1, 2]}, 400, "history turn 1 must be an earlier question"),
+    ({"question": "RAG", "history": [{"role": "user", "content": ["RAG"]}]}, 400, "history turn 1 must be"),
+    ({"question": "RAG", "history": [None]}, 400, "history turn 1 must be"),
+    ({"question": "那它呢？", "history": ["語" * 1900, "語" * 2001]}, 413, "history turn 2: the question is 2001"),
 ])
 def test_bad_requests_get_4xx_with_a_clear_message(server, payload, status, message):
     got, _, data = ask(server, payload)
@@ -176,3 +182,126 @@ def test_answers_switch_to_a_new_index_without_restart(server):
     else:
         pytest.fail(f"the server still answers from the old index: {data}")
     assert data["citations"][0]["url"].startswith("https://example.org/rag#重新排序:~:text=")
+
+
+# ---------------------------------------------------------------- hardening (issue 9)
+
+def raw_exchange(server, head: bytes, chunks: list[bytes] = ()) -> tuple[int, dict]:
+    """Send a request's head (and body chunks) over a bare socket and read the response; a server
+    that waited for more body than was sent never answers, and the read times out (an error)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server.url)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(head)
+        for chunk in chunks:
+            sock.sendall(chunk)
+        response = b""
+        while b"\r\n\r\n" not in response or len(response.split(b"\r\n\r\n", 1)[1]) < _length(response):
+            data = sock.recv(65536)
+            if not data:
+                break
+            response += data
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.split(b"\r\n\r\n", 1)[1])
+
+
+def _length(response: bytes) -> int:
+    for line in response.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 1 << 30
+
+
+def test_an_oversized_body_is_refused_by_its_length_before_it_is_sent(server):
+    """2 MB announced, nothing sent: the 413 comes back at once, so the body was never waited for."""
+    head = (b"POST /api/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2000000\r\n\r\n")
+    status, data = raw_exchange(server, head)
+    assert status == 413 and "body over 64 KB" in data["error"]
+    # Gradio's endpoints have a limit of their own (the chat sends the whole conversation)
+    status, data = raw_exchange(server, head.replace(b"/api/ask", b"/gradio_api/call/ask"))
+    assert status == 413 and "body over 1024 KB" in data["error"]
+
+
+def test_an_oversized_body_without_a_length_is_refused_once_the_limit_is_read(server):
+    head = b"POST /api/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunk = b"x" * 16384
+    chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 5        # 80 KB, and the body never ends
+    status, data = raw_exchange(server, head, chunks)
+    assert status == 413 and "body over 64 KB" in data["error"]
+
+
+def test_a_long_history_is_fine_its_last_turns_are_used(server):
+    history = ["怎麼申請台灣護照？" * 50] * 40 + ["語音去噪模型多大？"]
+    status, _, data = ask(server, {"question": "那它的 RTF 呢？", "history": history})
+    assert status == 200 and data["answerable"]
+    assert data["citations"][0]["url"].startswith("https://example.org/speech")
+
+
+def test_the_same_question_is_answered_alike_from_memory(server):
+    """Asked again, differently spaced (the cache key is the cleaned question), same answer; with
+    other history, the follow-up is answered anew."""
+    first = ask(server, {"question": "語音去噪模型多大？"})[2]
+    again = ask(server, {"question": "  語音去噪模型多大？\n"})[2]
+    assert first == again and first["answerable"]
+    follow = ask(server, {"question": "那它呢？", "history": ["混合檢索是怎麼做的"]})[2]
+    other = ask(server, {"question": "那它呢？", "history": ["語音去噪模型多大？"]})[2]
+    assert follow["citations"][0]["url"].startswith("https://example.org/rag")
+    assert other["citations"][0]["url"].startswith("https://example.org/speech")
+
+
+def gradio_call(server, endpoint: str, data: list) -> tuple[int, str, object]:
+    """POST /gradio_api/call/ENDPOINT, then read its event stream: (POST status, last event, its data)."""
+    status, _, started = request(server.url + f"/gradio_api/call/{endpoint}",
+                                 json.dumps({"data": data}).encode(), {"Content-Type": "application/json"})
+    if status != 200:
+        return status, "", started
+    with urllib.request.urlopen(server.url + f"/gradio_api/call/{endpoint}/{started['event_id']}", timeout=60) as r:
+        lines = r.read().decode("utf-8").splitlines()
+    events = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+    payloads = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    return status, events[-1], json.loads(payloads[-1]) if payloads[-1] != "null" else None
+
+
+@pytest.mark.parametrize("value, message", [
+    ("語音\ud800去噪", "invalid Unicode"),
+    ("", "empty"),
+    (12, "must be text"),
+    ({"question": "RAG"}, "must be text"),
+    ("問" * 2001, "limit is 2000"),
+])
+def test_the_gradio_endpoint_refuses_bad_questions_with_a_message(server, value, message):
+    status, event, data = gradio_call(server, "ask", [value])
+    assert (status, event) == (200, "complete")
+    assert message in data[0]["error"]
+
+
+def test_the_gradio_endpoint_refuses_bodies_the_api_refuses(server):
+    status, _, data = request(server.url + "/gradio_api/call/ask", b'{"data": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+                              {"Content-Type": "application/json"})
+    assert status == 400 and "nested 5001 levels deep" in data["error"]
+
+
+def test_the_api_and_the_gradio_endpoint_share_one_rate_limit_and_the_visitor_log(tmp_path, fixture_index):
+    """One budget per client, whichever entry point it calls (the chat's: test_web_browser)."""
+    from gradio_client import Client
+
+    srv = start_server(tmp_path, fixture_index, rate_limit=3)
+    try:
+        client = Client(srv.url, verbose=False)
+        first = ask(srv, {"question": "混合檢索是怎麼做的"})[0]
+        by_gradio = client.predict("語音去噪模型多大？", api_name="/ask")
+        second = ask(srv, {"question": "混合檢索是怎麼做的"})[0]
+        refused = client.predict("語音去噪模型多大？", api_name="/ask")
+        status, headers, data = ask(srv, {"question": "混合檢索是怎麼做的"})
+        records = [json.loads(line) for line in srv.feedback_log.read_text(encoding="utf-8").splitlines()]
+    finally:
+        srv.stop()
+    assert (first, second) == (200, 200) and by_gradio["answerable"] is True
+    assert "too many questions" in refused["error"]
+    assert status == 429 and int(headers["retry-after"]) >= 1
+    assert [(r["type"], r["channel"]) for r in records] == [("question", "api"), ("question", "gradio"),
+                                                           ("question", "api")]

@@ -15,13 +15,6 @@ XSS_QUESTION = '<img src=x onerror="window.__xss=1;alert(1)">閱讀理解模型�
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, fixture_index):
-    srv = start_server(tmp_path_factory.mktemp("web-browser"), fixture_index, rate_limit=0)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 

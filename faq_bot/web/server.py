@@ -11,9 +11,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ..config import Config
 from .api import api_router
 from .feedback import FeedbackLog
+from .guard import BodyGuard
 from .keeper import IndexKeeper
 from .live import LiveSearcher
 from .ratelimit import RateLimiter
+from .service import Asker
 
 
 def _static(name: str) -> str:
@@ -35,11 +37,13 @@ def create_app(config: Config, rate_limit: int | None = None, live: LiveSearcher
         keeper.start()
     feedback = FeedbackLog(settings.feedback_log, settings.feedback_repo, settings.feedback_commit_minutes)
     limiter = RateLimiter(settings.rate_limit_per_minute if rate_limit is None else rate_limit)
+    asker = Asker(live, limiter, feedback)
 
     app = FastAPI(title="faq-bot", docs_url=None, redoc_url=None)
+    app.add_middleware(BodyGuard)      # inside CORS: a refused body still tells the browser why
     app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
                        allow_headers=["Content-Type"], max_age=600)
-    app.include_router(api_router(live, limiter, feedback))
+    app.include_router(api_router(asker))
     widget_js, demo_html = _static("widget.js"), _static("widget-demo.html")
 
     @app.get("/widget.js")
@@ -68,4 +72,4 @@ def create_app(config: Config, rate_limit: int | None = None, live: LiveSearcher
         keeper.check_soon()
         return JSONResponse({"checking": settings.index_url}, status_code=202)
 
-    return gr.mount_gradio_app(app, build_ui(live, feedback), path="/", footer_links=["api"])
+    return gr.mount_gradio_app(app, build_ui(asker), path="/", footer_links=["api"])

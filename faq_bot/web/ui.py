@@ -10,10 +10,11 @@ import re
 
 import gradio as gr
 
-from ..answer import answer, escape_markdown
+from ..answer import escape_markdown
 from ..retrieve import QuestionError
-from .feedback import FeedbackLog
-from .live import IndexNotReady, LiveSearcher
+from .guard import RequestError
+from .live import IndexNotReady
+from .service import Asker, RateLimited, client_key
 
 TITLE = "Deep Learning 101 FAQ 問答小幫手"
 INTRO = ("用中文（繁體或簡體）或英文提問，小幫手會從 [Deep Learning 101](https://deep-learning-101.github.io/) "
@@ -36,47 +37,62 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-def build_ui(live: LiveSearcher, feedback: FeedbackLog) -> gr.Blocks:
-    settings = live.config.settings
+def _shown(text: object) -> str:
+    """A question as the chat shows it: text that any encoding can write (a lone surrogate becomes ?)."""
+    return str(text or "").encode("utf-8", "replace").decode("utf-8")
 
-    def respond(message: str, history: list[dict]):
-        history = list(history or [])
-        question = (message or "").strip()
-        if not question:
+
+def build_ui(asker: Asker) -> gr.Blocks:
+    """The chat page. Its events and its API endpoint go through `asker` like the JSON API: the
+    same rate limit (by client address), checks, answer cache and visitor log."""
+    settings = asker.live.config.settings
+
+    def respond(message: str, history: list[dict], request: gr.Request):
+        history = list(history) if isinstance(history, list) else []
+        if isinstance(message, str) and not message.strip():
             return "", history
         earlier = [_unescape(_text(m.get("content"))) for m in history
                    if isinstance(m, dict) and m.get("role") == "user"]
         try:
-            result = answer(live.get(), question, earlier)
-        except QuestionError as exc:
+            asker.admit(client_key(request))
+            result = asker.ask(message, earlier, channel="ui")
+        except (QuestionError, RequestError, RateLimited) as exc:
             reply = f"⚠️ {exc}"
         except IndexNotReady as exc:
             reply = f"⏳ {exc}，請稍候再問。"
         else:
             reply = result.to_markdown()
-            feedback.question(question, result.answerable, channel="ui")
         # the question is shown as typed: escaped, so markup in it is text, never HTML
-        history += [{"role": "user", "content": escape_markdown(question)}, {"role": "assistant", "content": reply}]
+        history += [{"role": "user", "content": escape_markdown(_shown(message).strip())},
+                    {"role": "assistant", "content": reply}]
         return "", history
 
-    def ask_api(question: str) -> dict:
+    def ask_api(question: str, request: gr.Request) -> dict:
         """The Gradio API endpoint (gradio_client): one question, the answer as a dict."""
         try:
-            return answer(live.get(), question).to_dict()
-        except (QuestionError, IndexNotReady) as exc:
+            asker.admit(client_key(request))
+            return asker.ask(question, None, channel="gradio").to_dict()
+        except (QuestionError, RequestError, RateLimited, IndexNotReady) as exc:
             return {"error": str(exc)}
 
-    def on_like(history: list[dict], data: gr.LikeData) -> None:
+    def on_like(history: list[dict], data: gr.LikeData, request: gr.Request) -> None:
+        try:   # a rating is a request like a question: a client over the limit is not logged
+            asker.admit(client_key(request))
+        except RateLimited:
+            return
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
-        reply = _text(history[index].get("content")) if 0 <= index < len(history) else ""
-        question = next((_unescape(_text(m.get("content"))) for m in reversed(history[:index])
+        if not isinstance(history, list) or not isinstance(index, int) or not 0 <= index < len(history):
+            return
+        messages = [m if isinstance(m, dict) else {} for m in history[:index + 1]]
+        reply = _text(messages[index].get("content"))
+        question = next((_unescape(_text(m.get("content"))) for m in reversed(messages[:index])
                          if m.get("role") == "user"), "")
-        feedback.rating(question, bool(data.liked), reply, channel="ui")
+        asker.feedback.rating(_shown(question)[:asker.max_chars], bool(data.liked), _shown(reply), channel="ui")
 
     def show_status():
         """The notice above the chat while the index is pulled or built ("正在建立索引… 42%"); the
         timer stops once the server answers."""
-        status = live.status()
+        status = asker.live.status()
         if status.ready:
             return gr.update(value="", visible=False), gr.Timer(active=False)
         if status.state == "failed":
