@@ -160,6 +160,12 @@ class BatchingEmbedder:
         self._busy = False
         self._cond = threading.Condition()
 
+    @property
+    def waiting(self) -> int:
+        """Calls queued for the model (not counting the one it is running)."""
+        with self._cond:
+            return len(self._queue)
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed(_Call(False, list(texts)))
 

@@ -78,13 +78,12 @@ def test_a_line_that_is_not_utf8_is_an_error_for_that_line(fixture_index):
     assert rows[1]["hits"][0]["path"] == "rag.md"
 
 
-@pytest.mark.xfail(strict=True, reason="retrieve.check_question lets a lone surrogate through and OpenCC raises "
-                                       "UnicodeEncodeError, ending the whole run (reported to the lead)")
 def test_a_lone_surrogate_escape_is_an_error_for_that_line(fixture_index):
     """'\\ud800' is valid JSON but not text any encoder accepts."""
     result = search_jsonl(fixture_index, ['{"question": "\\ud800 語音"}', *questions_jsonl(["混合檢索是怎麼做的"])])
     rows = _rows(result)
     assert len(rows) == 2 and "hits" in rows[1]
+    assert "invalid Unicode" in rows[0]["error"] and rows[0]["question"] == "\ud800 語音"
     assert "Traceback" not in result.stderr
 
 

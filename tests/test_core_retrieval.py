@@ -107,3 +107,38 @@ def test_an_english_question_is_embedded_with_the_chinese_terms_it_bridges_to():
     assert dense_text(english) == "How big is the model? 模型"
     chinese = Query("模型多大", "模型多大", [], [], latin=False, translations=[Translation("rag", ("檢索增強生成",))])
     assert dense_text(chinese) == "模型多大"
+
+
+def test_the_embedded_text_of_a_long_question_is_bounded():
+    """A 2,000-character question is embedded as its first DENSE_QUERY_CHARS characters (the model
+    would embed it in several 510-token windows); every dev.yaml question fits whole."""
+    from faq_bot.bridge import Translation
+    from faq_bot.retrieve import DENSE_QUERY_CHARS, Query, dense_text
+
+    long = "語音去噪模型多大" * 250
+    assert dense_text(Query(long, long, [], [], latin=False)) == long[:DENSE_QUERY_CHARS]
+    english = "How big is the model? " * 100
+    terms = [Translation(f"term{i}", ("模型",)) for i in range(200)]
+    text = dense_text(Query(english, english, [], [], latin=True, translations=terms))
+    assert text.startswith(english[:DENSE_QUERY_CHARS]) and len(text) <= DENSE_QUERY_CHARS * 3 // 2 + 1
+    short = "How big is the model?"
+    assert dense_text(Query(short, short, [], [], latin=True, translations=terms[:2])) == short + " 模型 模型"
+
+
+def test_a_follow_ups_long_previous_question_adds_a_bounded_context(fixture_index):
+    from faq_bot.config import load_config, with_overrides
+    from faq_bot.retrieve import CONTEXT_CHARS, DENSE_QUERY_CHARS, Searcher, dense_text
+
+    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
+    result = searcher.search("那它的 RTF 呢？", context="語音去噪模型多大？" + "請詳細說明" * 400)
+    assert len(result.query.text) <= CONTEXT_CHARS + 1 + len("那它的 RTF 呢?")
+    assert "RTF" in dense_text(result.query) and len(dense_text(result.query)) <= DENSE_QUERY_CHARS
+    assert result.hits[0].chunk.path == "speech.md"
+
+
+def test_a_lone_surrogate_is_not_a_question():
+    from faq_bot.retrieve import QuestionError, check_question
+
+    with pytest.raises(QuestionError, match=r"invalid Unicode \(an unpaired surrogate, U\+D800, at character 3\)"):
+        check_question("語音\ud800去噪", 2000)
+    assert check_question("語音\U0001F600去噪", 2000) == "語音\U0001F600去噪"     # a pair is a character

@@ -83,7 +83,7 @@ def test_follow_up_uses_the_previous_question(server):
     ({"question": "RAG", "history": [{"role": "user", "content": ["RAG"]}]}, 400, "history turn 1 must be"),
     ({"question": "RAG", "history": [None]}, 400, "history turn 1 must be"),
     ({"question": "那它呢？", "history": ["語" * 1900, "語" * 2001]}, 413, "history turn 2: the question is 2001"),
-])
+], ids=lambda v: (repr(v)[:40] + "…") if isinstance(v, (bytes, str, dict)) and len(repr(v)) > 40 else None)
 def test_bad_requests_get_4xx_with_a_clear_message(server, payload, status, message):
     got, _, data = ask(server, payload)
     assert got == status
@@ -305,3 +305,48 @@ def test_the_api_and_the_gradio_endpoint_share_one_rate_limit_and_the_visitor_lo
     assert status == 429 and int(headers["retry-after"]) >= 1
     assert [(r["type"], r["channel"]) for r in records] == [("question", "api"), ("question", "gradio"),
                                                            ("question", "api")]
+
+
+# ---------------------------------------------------------------- fuzzing the API
+
+def _fuzz_strategies():
+    """JSON bodies a careless or hostile client sends: any JSON value (lone surrogates included),
+    objects shaped like a request with wrong or odd parts, nesting past any bound, and raw bytes."""
+    from hypothesis import strategies as st
+
+    chars = st.one_of(st.characters(), st.integers(0xD800, 0xDFFF).map(chr), st.sampled_from("語音去噪模型多大？RAG那它呢 "))
+    text = st.lists(chars, max_size=40).map("".join) | st.integers(1990, 2010).map(lambda n: "語" * n)
+    leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text
+    values = st.recursive(leaves, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(text, kids, max_size=4),
+                          max_leaves=12)
+    message = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", 3]), "content": values})
+    history = st.lists(text | message | st.lists(values, max_size=2) | values, max_size=25) | values
+    request = st.fixed_dictionaries({}, optional={"question": text | values, "history": history, "k": values})
+
+    def dumps(value) -> bytes:
+        return json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace")
+
+    nested = st.tuples(st.integers(1, 3000), st.sampled_from("[{")).map(
+        lambda t: (t[1] if t[1] == "[" else '{"a":') * t[0])
+    return st.one_of(request.map(dumps), values.map(dumps), nested.map(str.encode), st.binary(max_size=200))
+
+
+def test_fuzzed_requests_never_get_a_5xx_and_every_4xx_says_why(server):
+    from hypothesis import HealthCheck, given, settings
+
+    seen: dict[int, int] = {}
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(_fuzz_strategies())
+    def check(body: bytes) -> None:
+        status, _, data = ask(server, body)
+        seen[status] = seen.get(status, 0) + 1
+        assert status < 500, (status, body[:200], data)
+        if status >= 400:
+            assert isinstance(data, dict) and isinstance(data.get("error"), str) and data["error"], (status, data)
+        else:
+            assert status == 200 and isinstance(data["answerable"], bool), data
+
+    check()
+    assert seen.get(200) and seen.get(400) and seen.get(413), seen     # the fuzz reached each outcome

@@ -217,3 +217,47 @@ def test_chat_and_widget_show_progress_while_the_index_is_pulled(tmp_path, brows
         proc.terminate()
         proc.wait(timeout=20)
         gated.stop()
+
+
+def test_the_chat_refuses_invalid_unicode_with_a_message(server, page):
+    """A lone surrogate typed into the page (JSON.stringify sends it as \\ud800) gets a ⚠️ reply."""
+    page.goto(server.url + "/")
+    box = page.locator("#faq-question textarea")
+    box.wait_for(timeout=60_000)
+    box.evaluate("(el) => { el.value = '語音\\ud800去噪'; el.dispatchEvent(new Event('input', {bubbles: true})); }")
+    box.press("Enter")
+    page.wait_for_function("document.querySelector('#faq-chat').innerText.includes('invalid Unicode')",
+                           timeout=60_000)
+
+
+def test_the_chat_and_its_ratings_share_the_rate_limit(tmp_path, fixture_index, browser, output_dir):
+    """Two questions a minute: the third gets a ⚠️ reply in the chat, and a rating past the limit
+    is not written to the visitor log."""
+    import json
+
+    srv = start_server(tmp_path, fixture_index, rate_limit=2)
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    pg = context.new_page()
+    try:
+        pg.goto(srv.url + "/")
+        box = pg.locator("#faq-question textarea")
+        box.wait_for(timeout=60_000)
+        chat = pg.locator("#faq-chat")
+        for n, question in enumerate(["語音去噪模型多大？", "混合檢索是怎麼做的"], 1):
+            box.fill(question)
+            box.press("Enter")
+            pg.wait_for_function(f"document.querySelectorAll(\"#faq-chat [aria-label='Like']\").length >= {n}",
+                                 timeout=60_000)
+        box.fill("等錯誤率 EER 是怎麼定義的")
+        box.press("Enter")
+        pg.wait_for_function("document.querySelector('#faq-chat').innerText.includes('too many questions')",
+                             timeout=60_000)
+        chat.locator("[aria-label='Like']").first.click()
+        toast = pg.get_by_text("too many questions", exact=False).and_(pg.locator(":not(#faq-chat *)"))
+        toast.first.wait_for(timeout=60_000)           # the refused rating says so
+        pg.screenshot(path=str(output_dir / "gradio-rate-limit.png"), full_page=True)
+        records = [json.loads(line) for line in srv.feedback_log.read_text(encoding="utf-8").splitlines()]
+    finally:
+        context.close()
+        srv.stop()
+    assert [(r["type"], r["channel"]) for r in records] == [("question", "ui"), ("question", "ui")]

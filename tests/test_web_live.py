@@ -82,3 +82,28 @@ def test_starts_without_an_index_says_why_and_answers_once_one_is_installed(tmp_
     shutil.copytree(fixture_index, index_dir)
     assert live.load_now() is True and live.status().ready and live.status().build == live.build.name
     assert answer(live.get(), "語音去噪模型多大？").answerable
+
+
+def test_an_unreadable_current_does_not_stop_later_reloads(live_index, caplog):
+    """CURRENT holding bytes that are not UTF-8 (a UnicodeDecodeError, not an OSError) used to
+    leave the reload lock held: the server never picked up a build again."""
+    index_dir, live = live_index
+    old = live.build
+    (index_dir / "CURRENT").write_bytes(b"build-\xff\xfe\n")
+    with caplog.at_level(logging.WARNING, logger="faq_bot.web"):
+        assert live.get().index.build_dir == old
+    assert "could not read" in caplog.text and "CURRENT" in caplog.text
+    new = _point_current_at(index_dir, old, "build-99990101-000000-000002")
+    _wait_for(lambda: live.get().index.build_dir == new, "the next good build to be loaded")
+    assert live.reloads == 1
+
+
+def test_the_build_that_failed_is_the_one_recorded(live_index, caplog):
+    index_dir, live = live_index
+    served = live.build
+    damaged = _point_current_at(index_dir, served, "build-99990101-000000-000003", damage=True)
+    with caplog.at_level(logging.WARNING, logger="faq_bot.web"):
+        live.get()
+        _wait_for(lambda: live.failed is not None, "the failed load to be recorded")
+    assert live.failed == damaged and live.build == served
+    assert damaged.name in caplog.text

@@ -26,7 +26,9 @@ def _register_search(sub) -> None:
 
 
 def _emit(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    # a lone surrogate echoed back (an error row's question) is written as JSON's own \ud800 escape
+    line = json.dumps(obj, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..retrieve import QuestionError, QuestionTooLong, check_question
@@ -53,13 +54,15 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 def json_depth(body: bytes) -> int:
     """How deep `body`'s arrays and objects nest, counted without parsing (so without recursion):
-    brackets inside strings do not count. Linear in the body's size, a few ms per MB."""
+    brackets inside strings do not count, and in a malformed body the deepest run of openers over
+    closers anywhere counts (']]]][[[' is 3 deep). Linear in the body's size: DEPTH_FIGURE."""
     brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
     if not brackets:
         return 0
     codes = np.frombuffer(brackets, dtype=np.uint8)
-    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
-    return int(np.cumsum(steps).max())
+    level = np.cumsum(np.where((codes == ord("[")) | (codes == ord("{")), 1, -1))
+    lowest_before = np.minimum.accumulate(np.concatenate(([0], level[:-1])))
+    return int((level - lowest_before).max())
 
 
 def check_depth(body: bytes) -> None:
@@ -153,8 +156,11 @@ class BodyGuard:
                 break
         body = bytes(body)
         if not headers.get(b"content-type", b"").startswith(b"multipart/"):
-            try:
-                check_depth(body)
+            try:   # a large body is scanned on a worker thread, not on the event loop
+                if len(body) > MAX_BODY_BYTES:
+                    await run_in_threadpool(check_depth, body)
+                else:
+                    check_depth(body)
             except RequestError as exc:
                 await _refuse(send, exc.status, str(exc))
                 return

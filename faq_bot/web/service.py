@@ -55,6 +55,11 @@ class AnswerCache:
     def __len__(self) -> int:
         return len(self._answers)
 
+    @property
+    def build(self) -> Path | None:
+        """The index build the kept answers come from."""
+        return self._build
+
     def get(self, build: Path, key: tuple[str, str | None]) -> Answer | None:
         with self._lock:
             if build != self._build:

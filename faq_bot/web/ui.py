@@ -78,7 +78,8 @@ def build_ui(asker: Asker) -> gr.Blocks:
     def on_like(history: list[dict], data: gr.LikeData, request: gr.Request) -> None:
         try:   # a rating is a request like a question: a client over the limit is not logged
             asker.admit(client_key(request))
-        except RateLimited:
+        except RateLimited as exc:
+            gr.Warning(str(exc))
             return
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         if not isinstance(history, list) or not isinstance(index, int) or not 0 <= index < len(history):
