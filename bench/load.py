@@ -1,37 +1,65 @@
-"""Load on the web server: N concurrent clients asking varied questions for a while.
+"""Load on the web server: what one request may cost, and N concurrent clients on distinct and on
+repeated questions, beside the bare model's single-question encode rate measured in the same run.
 
 Starts `faq-bot serve` on a free localhost port over an index (default: bench/out/index, or
---index DIR), with the rate limit off, then runs --clients threads that POST /api/ask with the
-dev.yaml questions (shuffled per client) for --seconds. Prints requests/s, p50/p95/max latency,
-the error count and the server's peak RSS (VmHWM). Targets (issue 3): 0 errors, p95 < 1 s.
+--index DIR), with the rate limit off, and measures, one after another:
 
-    python bench/load.py --index /tmp/idx_full2 [--clients 20] [--seconds 60] [--json]
+1. the bare model (the index's embedder, in this process, the server idle): single questions
+   encoded one at a time, questions/s: the rate the server is compared with;
+2. the cost of one long request, one client, interleaved so both see the same machine: distinct
+   10-character questions, distinct 2,000-character questions, and a short follow-up with a
+   2,000-character history turn; medians and their ratio to the short question's;
+3. distinct questions: --clients threads POST /api/ask for --seconds, every question asked once
+   in the whole run (templates over the index's section titles), so none is answered from memory;
+4. the realistic mix: 80% of requests on 20 questions (dev.yaml's first 20), 20% never asked before;
+5. with --soak S: the mix for S seconds, with `faq-bot ingest` of one changed page (a copy of the
+   corpus, into this index) half way through; the server's RSS sampled every 10 s.
+
+Prints answers/s, p50/p95/max, errors and the server's RSS (start, end, peak) per phase, and the
+targets of issue 9. Each phase's JSON goes to bench/out/load.json.
+
+    python bench/load.py [--index bench/out/index] [--clients 20] [--seconds 60] [--soak 600] [--json]
 """
 from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import random
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from common import (
     DEFAULT_QUESTIONS,
     OUT,
     ROOT,
+    copy_corpus,
+    log,
     machine,
     machine_line,
+    make_config,
     percentile,
+    table,
     target_line,
     write_json,
 )
 
 SERVER_LOG = OUT / "load-server.log"
+REPEATED = 20                 # the questions most of an FAQ's traffic repeats
+REPEATED_SHARE = 0.8
+TEMPLATES = ["{t}是什麼？", "{t}怎麼做？", "請問{t}的重點是什麼？", "{t}有哪些方法？", "{t}的效果如何？",
+             "可以介紹一下{t}嗎？", "{t}要注意什麼？", "為什麼要用{t}？", "What is {t}?", "How does {t} work?",
+             "{t}用什麼模型？", "{t}的資料集是哪一個？"]
+CHANGE_PAGE = "deep-learning-101.github.io/GPU.md"       # the page the soak's ingest changes
 
 
 def free_port() -> int:
@@ -57,96 +85,298 @@ def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 120) -> No
     raise SystemExit("server did not start")
 
 
-def server_peak_rss_mb(pid: int) -> float:
+def server_rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """The server's resident set (VmRSS) or its peak so far (VmHWM), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def client(port: int, questions: list[str], stop_at: float, seed: int, out: list, errors: list) -> None:
-    rng = random.Random(seed)
-    order = questions[:]
-    rng.shuffle(order)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    i = 0
-    while time.monotonic() < stop_at:
-        body = json.dumps({"question": order[i % len(order)]}).encode()
-        i += 1
-        started = time.perf_counter()
-        try:
-            conn.request("POST", "/api/ask", body=body, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-            elapsed = time.perf_counter() - started
-            if response.status != 200:
-                errors.append(f"HTTP {response.status}")
-            else:
-                out.append(elapsed)
-        except (OSError, http.client.HTTPException) as exc:
-            errors.append(type(exc).__name__)
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+# ---------------------------------------------------------------- questions
 
+def distinct_questions(index_dir: Path, seed: int = 7) -> list[str]:
+    """Questions a visitor could ask, each different: templates over the index's page titles and
+    section names (short ones, as people name topics), shuffled."""
+    from faq_bot.index import load_index
+
+    topics = set()
+    for chunk in load_index(index_dir, verify=False).chunks:
+        for name in (chunk.title, chunk.section.split(" › ")[-1] if chunk.section else ""):
+            name = " ".join(name.split()).strip(" #*:：")
+            if 2 <= len(name) <= 24:
+                topics.add(name)
+    questions = sorted({template.format(t=t) for t in topics for template in TEMPLATES})
+    random.Random(seed).shuffle(questions)
+    return questions
+
+
+def long_texts(index_dir: Path, n: int, chars: int = 2000) -> list[str]:
+    """`n` different texts of `chars` characters: consecutive chunks of the index, as a visitor
+    pasting part of a page would send."""
+    from faq_bot.index import load_index
+
+    chunks = [c.text for c in load_index(index_dir, verify=False).chunks]
+    out, start = [], 0
+    while len(out) < n and start < len(chunks):
+        text, i = "", start
+        while len(text) < chars and i < len(chunks):
+            text += chunks[i] + " "
+            i += 1
+        out.append(text[:chars])
+        start = i
+    return out
+
+
+class Pool:
+    """Hands out each question once across all threads and phases."""
+
+    def __init__(self, questions: list[str]) -> None:
+        self._it: Iterator[str] = iter(questions)
+        self._lock = threading.Lock()
+        self.exhausted = 0
+
+    def next(self) -> str:
+        with self._lock:
+            try:
+                return next(self._it)
+            except StopIteration:
+                self.exhausted += 1
+                return f"第 {self.exhausted} 個新問題：模型要怎麼部署？"
+
+
+# ---------------------------------------------------------------- measuring
+
+def bare_encode_rate(config, questions: list[str], seconds: float = 10.0) -> dict:
+    """Single questions, one call each, through the index's own embedder: questions per second."""
+    from faq_bot.embed import embedder_from_settings
+
+    embedder = embedder_from_settings(config.settings)
+    embedder.embed_queries(questions[:3])                      # warm
+    done, started = 0, time.perf_counter()
+    for question in itertools.cycle(questions):
+        embedder.embed_queries([question])
+        done += 1
+        if time.perf_counter() - started >= seconds:
+            break
+    wall = time.perf_counter() - started
+    return {"questions": done, "seconds": round(wall, 1), "per_s": round(done / wall, 1)}
+
+
+def post(conn: http.client.HTTPConnection, body: dict) -> tuple[int, bytes]:
+    conn.request("POST", "/api/ask", body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                 headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def request_cost(port: int, pool: Pool, longs: list[str]) -> dict:
+    """Median seconds of distinct short questions, long questions and short follow-ups with a long
+    history turn, asked one at a time and interleaved; ratios to the short question."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    times: dict[str, list[float]] = {"short": [], "long": [], "long_history": []}
+    errors = []
+    for i, text in enumerate(longs):
+        short = pool.next()[:10]
+        for kind, body in (("short", {"question": short}), ("long", {"question": text}),
+                           ("long_history", {"question": f"那它呢？{i}", "history": [text]})):
+            started = time.perf_counter()
+            status, _ = post(conn, body)
+            times[kind].append(time.perf_counter() - started)
+            if status != 200:
+                errors.append(f"{kind}: HTTP {status}")
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    return {"n": len(longs), "errors": errors,
+            "median_ms": {k: round(v * 1000, 1) for k, v in medians.items()},
+            "ratio": {k: round(v / medians["short"], 2) for k, v in medians.items()},
+            "short_chars": 10, "long_chars": len(longs[0]) if longs else 0}
+
+
+def run_clients(port: int, clients: int, seconds: float, pick: Callable[[random.Random], str],
+                pid: int, rss_every: float = 0, during: Callable[[], None] | None = None) -> dict:
+    """`clients` threads asking `pick(rng)` questions for `seconds`; optionally `during()` run on
+    this thread half way through and the server's RSS sampled every `rss_every` seconds."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine, bad = [], []
+        while time.monotonic() < stop_at:
+            started = time.perf_counter()
+            try:
+                status, _ = post(conn, {"question": pick(rng)})
+                if status == 200:
+                    mine.append(time.perf_counter() - started)
+                else:
+                    bad.append(f"HTTP {status}")
+            except (OSError, http.client.HTTPException) as exc:
+                bad.append(type(exc).__name__)
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        with lock:
+            latencies.extend(mine)
+            errors.extend(bad)
+
+    rss = [server_rss_mb(pid)]
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(clients)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    ran_during = during is None
+    while any(t.is_alive() for t in threads):
+        time.sleep(min(rss_every or 1.0, 1.0))
+        if rss_every and time.monotonic() - started >= len(rss) * rss_every:
+            rss.append(server_rss_mb(pid))
+        if not ran_during and time.monotonic() - started >= seconds / 2:
+            during()
+            ran_during = True
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - started
+    rss.append(server_rss_mb(pid))
+    return {"clients": clients, "seconds": round(wall, 1), "answers": len(latencies),
+            "answers_per_s": round(len(latencies) / wall, 1),
+            "p50_ms": round(percentile(latencies, 50) * 1000, 1), "p95_ms": round(percentile(latencies, 95) * 1000, 1),
+            "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
+            "errors": len(errors), "error_kinds": sorted(set(errors)),
+            "rss_start_mb": round(rss[0], 1), "rss_end_mb": round(rss[-1], 1), "rss_max_mb": round(max(rss), 1)}
+
+
+def ingest_one_changed_page(config_file: str | None, index: str, work: Path) -> dict:
+    """`faq-bot ingest` into `index` from a copy of the corpus with one page changed (a paragraph
+    appended): the build switch a site owner causes while the server runs."""
+    config = make_config(config_file)
+    corpus = work / "corpus"
+    copy_corpus(config, corpus)
+    source, _, page = CHANGE_PAGE.partition("/")
+    with open(corpus / source / page, "a", encoding="utf-8") as f:
+        f.write("\n\n## 壓力測試\n\n這一段是 bench/load.py 在伺服器運作時加上的，用來觸發重新索引。\n")
+    cmd = [sys.executable, "-m", "faq_bot", "ingest", "--corpus", str(corpus), "--index", index, "--quiet"]
+    if config_file:
+        cmd += ["--config", config_file]
+    started = time.perf_counter()
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    return {"seconds": round(time.perf_counter() - started, 1), "exit": result.returncode,
+            "output": (result.stdout + result.stderr).strip().splitlines()[:2]}
+
+
+# ---------------------------------------------------------------- report
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", default=str(OUT / "index"))
     parser.add_argument("--config")
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seconds", type=float, default=60, help="per load phase (default 60)")
+    parser.add_argument("--cost-samples", type=int, default=30, help="long requests in the cost phase (default 30)")
+    parser.add_argument("--soak", type=float, default=0, help="seconds of the soak phase (0: skip; issue 9: 600)")
     parser.add_argument("--questions", default=str(DEFAULT_QUESTIONS))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     import yaml
 
-    questions = [item["question"] for item in yaml.safe_load(Path(args.questions).read_text(encoding="utf-8"))]
+    config = make_config(args.config, index=args.index)
+    repeated = [item["question"] for item in yaml.safe_load(Path(args.questions).read_text(encoding="utf-8"))][:REPEATED]
+    pool = Pool(distinct_questions(Path(args.index)))
+    longs = long_texts(Path(args.index), args.cost_samples)
+    bare_questions = [pool.next() for _ in range(200)]         # never sent to the server
+
     port = free_port()
     cmd = [sys.executable, "-m", "faq_bot", "serve", "--port", str(port), "--index", args.index, "--rate-limit", "0"]
     if args.config:
         cmd += ["--config", args.config]
     OUT.mkdir(parents=True, exist_ok=True)
-    with open(SERVER_LOG, "w", encoding="utf-8") as log:   # a file, not an unread pipe that could fill up
-        server = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+    result: dict = {"machine": machine(), "index": args.index}
+    with open(SERVER_LOG, "w", encoding="utf-8") as server_log:   # a file, not an unread pipe that could fill up
+        server = subprocess.Popen(cmd, cwd=ROOT, stdout=server_log, stderr=subprocess.STDOUT, text=True)
+    work = Path(tempfile.mkdtemp(prefix="faqbot-load-"))
     try:
         wait_until_up(port, server)
-        latencies: list[float] = []
-        errors: list[str] = []
-        stop_at = time.monotonic() + args.seconds
-        threads = [threading.Thread(target=client, args=(port, questions, stop_at, seed, latencies, errors))
-                   for seed in range(args.clients)]
-        started = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.monotonic() - started
-        rss = server_peak_rss_mb(server.pid)
+        warm = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        post(warm, {"question": pool.next()})
+        result["rss_start_mb"] = round(server_rss_mb(server.pid), 1)
+        log("1/5 bare model, single questions")
+        result["bare"] = bare_encode_rate(config, bare_questions)
+        log("2/5 cost of long requests")
+        result["cost"] = request_cost(port, pool, longs)
+        log(f"3/5 distinct questions, {args.clients} clients, {args.seconds:.0f} s")
+        result["distinct"] = run_clients(port, args.clients, args.seconds, lambda rng: pool.next(), server.pid)
+
+        def mix(rng: random.Random) -> str:
+            return rng.choice(repeated) if rng.random() < REPEATED_SHARE else pool.next()
+
+        log(f"4/5 realistic mix ({REPEATED_SHARE:.0%} on {REPEATED} questions), {args.clients} clients, {args.seconds:.0f} s")
+        result["mix"] = run_clients(port, args.clients, args.seconds, mix, server.pid)
+        if args.soak:
+            log(f"5/5 soak: the mix for {args.soak:.0f} s, an ingest of one changed page half way")
+            ingest: dict = {}
+            result["soak"] = run_clients(port, args.clients, args.soak, mix, server.pid, rss_every=10,
+                                         during=lambda: ingest.update(ingest_one_changed_page(args.config, args.index, work)))
+            result["soak"]["ingest"] = ingest
+        result["rss_end_mb"] = round(server_rss_mb(server.pid), 1)
+        result["rss_peak_mb"] = round(server_rss_mb(server.pid, "VmHWM"), 1)
+        result["pool_exhausted"] = pool.exhausted
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
 
-    result = {
-        "machine": machine(), "clients": args.clients, "seconds": round(wall, 1), "requests": len(latencies),
-        "errors": len(errors), "error_kinds": sorted(set(errors)),
-        "requests_per_s": round(len(latencies) / wall, 2),
-        "p50_ms": round(percentile(latencies, 50) * 1000, 1), "p95_ms": round(percentile(latencies, 95) * 1000, 1),
-        "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
-        "server_peak_rss_mb": round(rss, 1),
-    }
     write_json(OUT / "load.json", result)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return
-    print(f"Load: {args.clients} clients, {result['seconds']} s against POST /api/ask ({args.index})")
-    print(machine_line(result["machine"]))
-    print(f"requests: {result['requests']}  ({result['requests_per_s']} req/s)")
-    print(f"latency: p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, max {result['max_ms']} ms")
-    print(f"errors: {result['errors']} {result['error_kinds'] or ''}")
-    print(f"server peak RSS: {result['server_peak_rss_mb']} MB")
-    print(target_line("errors", str(result["errors"]), "0", result["errors"] == 0))
-    print(target_line("p95 latency", f"{result['p95_ms']} ms", "< 1000 ms", result["p95_ms"] < 1000))
+    report(result, args)
+
+
+def report(r: dict, args: argparse.Namespace) -> None:
+    bare = r["bare"]["per_s"]
+    phases = [("distinct questions", r["distinct"]), (f"mix: {REPEATED_SHARE:.0%} on {REPEATED} questions", r["mix"])]
+    if "soak" in r:
+        phases.append((f"soak ({args.soak:.0f} s, ingest half way)", r["soak"]))
+    print(f"Load against POST /api/ask ({r['index']}), {args.clients} clients, rate limit off")
+    print(machine_line(r["machine"]))
+    print(f"bare model, single questions one at a time: {bare} questions/s ({r['bare']['questions']} in "
+          f"{r['bare']['seconds']} s)")
+    print()
+    print(table(["phase", "answers/s", "x bare", "p50 ms", "p95 ms", "max ms", "errors", "RSS start MB", "RSS end MB"],
+                [[name, p["answers_per_s"], round(p["answers_per_s"] / bare, 2), p["p50_ms"], p["p95_ms"], p["max_ms"],
+                  p["errors"], p["rss_start_mb"], p["rss_end_mb"]] for name, p in phases],
+                fmt=lambda v: f"{v:g}" if isinstance(v, float) else str(v)))
+    cost = r["cost"]
+    print()
+    print(f"one request at a time ({cost['n']} of each, interleaved; medians):")
+    print(table(["request", "median ms", "x short"],
+                [["10-character question", cost["median_ms"]["short"], cost["ratio"]["short"]],
+                 [f"{cost['long_chars']}-character question", cost["median_ms"]["long"], cost["ratio"]["long"]],
+                 [f"follow-up with a {cost['long_chars']}-character history turn", cost["median_ms"]["long_history"],
+                  cost["ratio"]["long_history"]]],
+                fmt=lambda v: f"{v:g}" if isinstance(v, float) else str(v)))
+    print()
+    print(f"server RSS: {r['rss_start_mb']} MB after start, {r['rss_end_mb']} MB at the end, peak {r['rss_peak_mb']} MB")
+    if "soak" in r:
+        soak = r["soak"]
+        growth = soak["rss_end_mb"] / soak["rss_start_mb"] - 1
+        print(f"soak: RSS {soak['rss_start_mb']} -> {soak['rss_end_mb']} MB ({growth:+.1%}), max {soak['rss_max_mb']} MB; "
+              f"ingest {soak['ingest'].get('seconds')} s, exit {soak['ingest'].get('exit')}: {soak['ingest'].get('output')}")
+    if r["pool_exhausted"]:
+        print(f"note: the distinct pool ran out; {r['pool_exhausted']} questions were generated past it")
+    errors = sum(p["errors"] for _, p in phases) + len(cost["errors"])
+    worst = max(cost["ratio"]["long"], cost["ratio"]["long_history"])
+    print()
+    print(target_line("long request cost (2,000 characters vs 10, median)", f"{worst:g}x", "<= 10x", worst <= 10))
+    d, m = r["distinct"]["answers_per_s"], r["mix"]["answers_per_s"]
+    print(target_line("distinct questions vs bare single-question encodes", f"{d / bare:.2f}x", ">= 1x", d >= bare))
+    print(target_line("realistic mix vs bare single-question encodes", f"{m / bare:.2f}x", ">= 5x", m >= 5 * bare))
+    p95 = max(p["p95_ms"] for _, p in phases)
+    print(target_line("p95 latency", f"{p95:g} ms", "< 1000 ms", p95 < 1000))
+    print(target_line("errors", str(errors), "0", errors == 0))
+    if "soak" in r:
+        print(target_line("RSS growth over the soak", f"{growth:+.1%}", "< 10%", growth < 0.10))
 
 
 if __name__ == "__main__":
