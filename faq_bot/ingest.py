@@ -138,9 +138,15 @@ def ingest(config: Config, *, progress: bool | None = None, log: Callable[[str],
             embedder = embedder or embedder_from_settings(settings)
             if previous is not None and embedder.dim != previous.manifest.dim:
                 raise IndexLoadError(f"model dimension {embedder.dim} differs from the index's {previous.manifest.dim}")
-            with _progress_bar(len(todo) + len(sentence_todo), progress) as bar:
-                step = bar.update if on_progress is None else (
-                    lambda n: (bar.update(n), on_progress(bar.n, bar.total)))
+            total, done = len(todo) + len(sentence_todo), [0]
+
+            def step(n: int) -> None:
+                bar.update(n)
+                done[0] += n                 # counted here: a disabled tqdm bar does not count
+                if on_progress is not None:
+                    on_progress(done[0], total)
+
+            with _progress_bar(total, progress) as bar:
                 if todo:
                     texts = [chunks[i].embed_text() for i in todo]
                     fresh = embed_in_batches(embedder, texts, settings.embed_batch_size, step)
