@@ -6,11 +6,8 @@ each of K folds (stratified by kind), on the other folds only:
   1. the sentence model: a logistic regression over policy.SENTENCE_FEATURES, trained on the
      sentences of the top passages of answerable questions (a sentence is positive when the
      passage the answer would quote around it holds the evidence phrase);
-  2. the cite ratio (how close to the best sentence a further quote must be), from a grid, by how
-     often the reply would hold the evidence; among ratios within one question of the best, the
-     one that quotes the fewest passages;
-  3. the decision model: a logistic regression over policy.FEATURES (answerable vs oos/oos-near);
-  4. a threshold per language (English / Chinese questions) that keeps false abstention at most
+  2. the decision model: a logistic regression over policy.FEATURES (answerable vs oos/oos-near);
+  3. a threshold per language (English / Chinese questions) that keeps false abstention at most
      --max-false-abstention on those folds, refusing as many unanswerable questions as possible;
 and the held-out fold is scored with what was fitted without it. The report gives the held-out
 figures (pooled over folds) by kind, beside the fit on all questions. --write stores the fit on
@@ -41,7 +38,6 @@ from faq_bot.policy import (  # noqa: E402
 from faq_bot.retrieve import Searcher  # noqa: E402
 from faq_bot.textproc import eval_key, split_sentences  # noqa: E402
 
-CITE_RATIOS = (0.2, 0.35, 0.5, 0.65, 0.8, 0.95)
 # L2 penalties: the decision model has ~100 labelled questions, the sentence model ~4,000 sentences.
 DECISION_L2 = 10.0
 SENTENCE_L2 = 1.0
@@ -89,13 +85,13 @@ def main() -> int:
     sentence_y = [np.array([quoting_shows_evidence(results[i], s, evidence[i]) for s in sents], dtype=int)
                   for i, sents in enumerate(read)]
 
-    def replies(model: LogisticModel, ratio: float, idx: list[int]) -> dict[int, tuple[bool, int, dict]]:
+    def replies(model: LogisticModel, idx: list[int]) -> dict[int, tuple[bool, int, dict]]:
         """For each item: the reply (if answered) holds the evidence, its citations, its features."""
         out = {}
         for i in idx:
             ranked = rank_sentences([copy(s) for s in read[i]], model)
             reply = build_answer(items[i].question, results[i],
-                                 Decision(True, 1.0, "", choose_quotes(ranked, ratio), {}))
+                                 Decision(True, 1.0, "", choose_quotes(ranked), {}))
             out[i] = (bool(evidence[i]) and evidence[i] in eval_key(reply.shown_text()), len(reply.citations),
                       decision_features(results[i], ranked))
         return out
@@ -107,14 +103,10 @@ def main() -> int:
         x = np.vstack([sentence_x[i] for i in answerable])
         t = np.concatenate([sentence_y[i] for i in answerable])
         sentence_model = fit_model(SENTENCE_FEATURES, x, t, SENTENCE_L2)
-        trials = {ratio: replies(sentence_model, ratio, train) for ratio in CITE_RATIOS}
-        hits = {ratio: sum(trials[ratio][i][0] for i in answerable) for ratio in CITE_RATIOS}
-        best = max(hits.values())
-        ratio = max((r for r in CITE_RATIOS if hits[r] >= best - 1),
-                    key=lambda r: (-np.mean([trials[r][i][1] for i in answerable]), hits[r]))
-        features = np.array([[trials[ratio][i][2][f] for f in FEATURES] for i in train])
+        trial = replies(sentence_model, train)
+        features = np.array([[trial[i][2][f] for f in FEATURES] for i in train])
         decision = fit_model(FEATURES, features, y[train], DECISION_L2)
-        p = [decision.probability(trials[ratio][i][2]) for i in train]
+        p = [decision.probability(trial[i][2]) for i in train]
         pooled = choose_threshold(p, y[train], args.max_false_abstention)
         thresholds = {}
         for language in ("zh", "en"):
@@ -123,12 +115,11 @@ def main() -> int:
             # a language with questions of one class only (or none) cannot place its own threshold
             thresholds[language] = (choose_threshold([p[j] for j in group], labels, args.max_false_abstention)
                                     if len(set(labels.tolist())) == 2 else pooled)
-        return Calibration(model="", sentence=sentence_model, decision=decision, thresholds=thresholds,
-                           cite_ratio=ratio)
+        return Calibration(model="", sentence=sentence_model, decision=decision, thresholds=thresholds)
 
     def predict(calibration: Calibration, idx: list[int]) -> dict[int, tuple[bool, bool]]:
         out = {}
-        for i, (has, _, features) in replies(calibration.sentence, calibration.cite_ratio, idx).items():
+        for i, (has, _, features) in replies(calibration.sentence, idx).items():
             answered = (calibration.probability(features) >= calibration.threshold(results[i].query.latin)
                         and not results[i].query.missing_names and bool(results[i].hits))
             out[i] = (answered, answered and has)
@@ -166,7 +157,7 @@ def main() -> int:
                  for m in ("answer@evidence", "false_abstention", "abstention")]
         print(f"{kind:>11} {int(row['n']):>4}  " + "  ".join(f"{c:>22}" for c in cells))
 
-    print(f"\nfit on all: cite ratio {full.cite_ratio}; thresholds "
+    print("\nfit on all: thresholds "
           + ", ".join(f"{k} {v:.3f}" for k, v in full.thresholds.items()))
     for title, model in (("sentence model", full.sentence), ("decision model", full.decision)):
         print(f"  {title} (weight per standard deviation):")
@@ -183,7 +174,7 @@ def main() -> int:
         manifest = searcher.index.manifest
         calibration = Calibration(
             model=f"{manifest.backend}:{manifest.model}", sentence=full.sentence, decision=full.decision,
-            thresholds=full.thresholds, cite_ratio=full.cite_ratio,
+            thresholds=full.thresholds,
             notes={"fitted_on": f"{Path(args.questions).name} ({len(items)} questions)",
                    "fitted_at": time.strftime("%Y-%m-%d"), "folds": args.folds,
                    "l2": {"decision": DECISION_L2, "sentence": SENTENCE_L2},

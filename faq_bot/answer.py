@@ -84,12 +84,24 @@ def _label(c: Citation) -> str:
     return f"{c.title} › {c.section}" if c.section else c.title
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+# Characters that make Markdown or HTML anywhere in a line: emphasis, code, links, raw HTML,
+# entities, strikethrough. Others are markup only where a line starts (headings, quotes, lists), so
+# they are escaped there alone: "RTF 是 0.08" and "GPT-4" stay as the page writes them in the
+# Markdown that API clients read and compare, instead of "0\.08" and "GPT\-4".
+_MD_INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>~&])")
+_MD_LINE_START = re.compile(r"^([ \t]*)([#>+\-=]|\d+(?=[.)]))", re.MULTILINE)
 
 
 def escape_markdown(text: str) -> str:
-    """Backslash-escape Markdown and HTML characters so text shows as written, never as markup."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    """Backslash-escape what would be Markdown or HTML so text shows as written, never as markup:
+    inline marks everywhere, block marks (# > - + = and "1." / "1)") at the start of a line."""
+    text = _MD_INLINE_SPECIAL.sub(r"\\\1", text)
+
+    def block(match: re.Match) -> str:
+        mark = match.group(2)
+        return match.group(1) + (mark + "\\" if mark[0].isdigit() else "\\" + mark)
+
+    return _MD_LINE_START.sub(block, text)
 
 
 def _safe_url(url: str) -> str:

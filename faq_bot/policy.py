@@ -2,8 +2,9 @@
 
 From the candidates `retrieve.py` returns, every sentence of the first few passages is scored
 against the question: how much of the question's concepts (IDF-weighted, English terms bridged to
-Chinese) the sentence holds, alone and with its page title and heading, and how close its passage
-is in meaning. The best sentences become the quotes of the answer.
+Chinese) the sentence holds, alone and with its page title and heading, and how close it and its
+passage are in meaning. The first passages that have a sentence to quote are quoted at their best
+sentence; the best-scored quote leads the answer.
 
 Whether to answer at all is a logistic model over a few signals (best sentence coverage, coverage
 of the best passages, best cosine and its margin over the question's background level, dense/BM25
@@ -70,7 +71,6 @@ class Calibration:
     sentence: LogisticModel               # P(a sentence holds the answer)
     decision: LogisticModel               # P(the question is answerable)
     thresholds: dict[str, float]          # answer when P(answerable) >= thresholds[language of the question]
-    cite_ratio: float                     # a further quote needs P(sentence) >= cite_ratio * the best's
     fallback: bool = False                # fitted for another model: refit for this one
     notes: dict = field(default_factory=dict)
 
@@ -96,7 +96,6 @@ def calibration_from_dict(data: dict, fallback: bool = False) -> Calibration:
     return Calibration(model=data["model"], sentence=LogisticModel.from_dict(data["sentence"], SENTENCE_FEATURES),
                        decision=LogisticModel.from_dict(data["decision"], FEATURES),
                        thresholds={k: float(v) for k, v in data["thresholds"].items()},
-                       cite_ratio=float(data["cite_ratio"]),
                        fallback=fallback, notes=data.get("notes", {}))
 
 
@@ -259,28 +258,28 @@ def decision_features(result: SearchResult, sentences: list[ScoredSentence]) -> 
     }
 
 
-def choose_quotes(sentences: list[ScoredSentence], cite_ratio: float, limit: int = MAX_QUOTES) -> list[ScoredSentence]:
-    """The best sentence, then others whose probability is at least `cite_ratio` of the best one's,
-    at most one per passage; navigation never."""
-    chosen: list[ScoredSentence] = []
-    usable = [s for s in sentences if not s.navigation]
-    if not usable:
-        return []
-    best = usable[0].score
-    for s in usable:
-        if len(chosen) == limit or s.score < best * cite_ratio:
-            break
-        if any(c.hit_rank == s.hit_rank for c in chosen):
-            continue
-        chosen.append(s)
-    return chosen
+def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES) -> list[ScoredSentence]:
+    """The best sentence (by the sentence model) of each of the first `limit` passages, in
+    retrieval's order, that have a sentence to quote; the best of those quotes leads. Navigation
+    (link lists, menus) is never quoted, so a passage of links leads no answer.
+
+    Why retrieval chooses the passages and the sentence model only the sentence within each: on
+    dev.yaml (5-fold cross-validation, bench/calibrate.py) quoting the first three passages put
+    the evidence in the reply for 0.812 of the answerable questions, against 0.776 when the three
+    best-scored sentences of the first six passages chose the passages."""
+    best: dict[int, ScoredSentence] = {}
+    for s in sentences:               # best first: the first sentence seen of a passage is its best
+        if not s.navigation and s.hit_rank not in best:
+            best[s.hit_rank] = s
+    chosen = [best[rank] for rank in sorted(best)[:limit]]
+    return sorted(chosen, key=lambda s: (-s.score, s.hit_rank))
 
 
 def decide(result: SearchResult, calibration: Calibration) -> Decision:
     """Answer or abstain, and the sentences to quote."""
     sentences = score_sentences(result, calibration.sentence)
     features = decision_features(result, sentences)
-    quotes = choose_quotes(sentences, calibration.cite_ratio)
+    quotes = choose_quotes(sentences)
     if result.query.missing_names:
         return Decision(False, 0.0, f"no page mentions {', '.join(result.query.missing_names)}", quotes, features)
     if not result.hits:

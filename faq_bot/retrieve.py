@@ -108,6 +108,7 @@ class SearchResult:
         return {"question": self.question, "hits": [h.to_dict() for h in self.hits]}
 
 
+_WORD = re.compile(r"\w")
 _LATIN_RUN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-']*(?:[ \t]*&?[ \t]*[A-Za-z0-9][A-Za-z0-9+#.\-']*)*")
 _LATIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-']*")
 _SENTENCE_START = re.compile(r"(?:^|[.!?。！？]\s*)$")
@@ -271,6 +272,22 @@ class Searcher:
                      missing_names=query.missing_names, unknown_nouns=query.unknown_nouns,
                      translations=earlier.translations + query.translations)
 
+    def concept_words(self, text: str) -> list[str]:
+        """The words a passage should cover to answer `text`: its plain segmentation (each character
+        in one word, so 資料集 is not also counted as 資料), lower case, without stop words, and
+        without words jieba's HMM invented across a word boundary (比參 in 「比參數量」: in neither
+        its dictionary nor any page). A word the pages never write but the dictionary knows
+        (護照, 手語) stays: it is how a question the portal does not cover shows itself."""
+        out = []
+        for word in self.cutter.words(text):
+            word = word.lower()
+            if word in STOPWORDS or not _WORD.search(word):
+                continue
+            if not word.isascii() and not self._df.get(word) and not self.cutter.known(word):
+                continue
+            out.append(word)
+        return out
+
     def _analyse_one(self, text: str) -> Query:
         normalized = normalize(text)
         latin = is_latin(normalized)
@@ -299,7 +316,7 @@ class Searcher:
             dfs = [self.term_frequency(zh) for zh in t.chinese]
             concepts.append(Concept(t.english, alternatives, self._idf_of(max(dfs, default=0))))
             seen.update(t.english.split())
-        for word in dict.fromkeys(self.cutter.tokens(normalized)):
+        for word in dict.fromkeys(self.concept_words(normalized)):
             if word in seen or (len(word) < 2 and word.isascii()):
                 continue
             seen.add(word)

@@ -29,6 +29,8 @@ STOPWORDS = frozenset("""
 嗎 呢 吧 啊 呀 嘛 喔 哦 啦 耶 著 過 得 地 有 沒有 沒 不 要 會 能 可以 可 應該 需要 想 請 請問 一下
 什麼 甚麼 什么 怎麼 怎么 怎樣 如何 為何 為什麼 哪 哪個 哪些 哪裡 多少 多大 幾 誰 何時 是否 是不是 有沒有 一個
 大概 到底 比較 最 很 更 還 又 再 才 已經 一些 一樣 那麼 這麼 怎麼樣 做 用 使用 用來 有哪些 有什麼 什麼樣
+時候 後來 或者 除了 還有 分別 裡面 一開始 開始 現在 最後 之後 之前 然後 當初 一般 通常 目前 其中 實際 主要 可能
+真的 大約 不會
 the a an of to in on for and or is are was were be been being do does did how what which who whom
 why when where can could should would will shall may might must i you we they he she it its this
 that these those my your our their me us them with by from at as about into than then there here
@@ -212,6 +214,10 @@ class WordCutter:
         if self._pos is None:
             self._pos = jieba.posseg.POSTokenizer(self._jieba)
         return [w for w, flag in self._pos.cut(normalize(text)) if flag.startswith("n") and not w.isascii()]
+
+    def known(self, word: str) -> bool:
+        """Whether the dictionary has the word (rather than jieba's HMM making it up)."""
+        return self._jieba.FREQ.get(word) is not None
 
     def words(self, text: str) -> list[str]:
         """Plain segmentation (each character in exactly one word), for reading phrases."""

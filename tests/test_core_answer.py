@@ -68,3 +68,13 @@ def test_fragment_of_markdown_text_and_of_an_anchor_that_is_already_a_fragment()
     url = cited_url(hit, "模型大小是 9 MB。")
     assert url.count(":~:") == 1 and "&text=" in url      # two text directives in one fragment
     assert follow_up_context("那它呢？", "LSTM 有幾個門？") == "LSTM 有幾個門？"   # a string is one question
+
+
+def test_markdown_escaping_leaves_numbers_and_words_as_written():
+    from faq_bot.answer import escape_markdown
+
+    assert escape_markdown("RTF 是 0.08，GPT-4 (2023)!") == "RTF 是 0.08，GPT-4 (2023)!"
+    assert escape_markdown("[x](javascript:alert(1)) <script>") == "\\[x\\](javascript:alert(1)) \\<script\\>"
+    assert escape_markdown("**粗** _斜_ `碼` ~~刪~~ &amp; a\\b") == \
+        "\\*\\*粗\\*\\* \\_斜\\_ \\`碼\\` \\~\\~刪\\~\\~ \\&amp; a\\\\b"
+    assert escape_markdown("# 標題\n1. 項目\n- 清單\n  > 引言\n+ 加") == "\\# 標題\n1\\. 項目\n\\- 清單\n  \\> 引言\n\\+ 加"

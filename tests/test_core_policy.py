@@ -41,9 +41,9 @@ def model(features: tuple[str, ...], bias: float = 0.0, **weights: float) -> Log
 # a sentence model that reads coverage (and a little closeness), and two decision models
 SENTENCES = model(SENTENCE_FEATURES, coverage=4.0, closeness=1.0)
 ALWAYS = Calibration(model="test", sentence=SENTENCES, decision=model(FEATURES, bias=5.0),
-                     thresholds={"zh": 0.5, "en": 0.5}, cite_ratio=0.5)
+                     thresholds={"zh": 0.5, "en": 0.5})
 NEVER = Calibration(model="test", sentence=SENTENCES, decision=model(FEATURES, bias=-5.0),
-                    thresholds={"zh": 0.5, "en": 0.5}, cite_ratio=0.5)
+                    thresholds={"zh": 0.5, "en": 0.5})
 
 
 def test_coverage_is_weighted_and_uses_alternatives():
@@ -72,14 +72,17 @@ def test_best_sentence_leads_even_in_a_lower_passage():
     assert decision.answerable and decision.quotes[0].text == "最後模型大小是 9 MB。"
 
 
-def test_quotes_within_margin_one_per_passage_no_navigation_first():
-    concepts = [concept("模型", 1.0)]
+def test_quotes_are_the_first_passages_best_sentences_led_by_the_best_one_never_navigation():
+    concepts = [concept("模型", 1.0), concept("大小", 1.0)]
     hits = [hit("https://a.org/模型 https://b.org/模型", 0.9, "nav.md"),
-            hit("模型一。模型二。", 0.9, "a.md"), hit("另一個模型。", 0.9, "b.md")]
+            hit("模型一。沒有關係。", 0.9, "a.md"), hit("另一個模型的大小。", 0.9, "b.md"),
+            hit("第三個模型。", 0.9, "c.md"), hit("第四個模型大小。", 0.9, "d.md")]
     scored = score_sentences(result(hits, concepts), model(SENTENCE_FEATURES, coverage=4.0))
-    quotes = choose_quotes(scored, cite_ratio=0.9)
-    assert [q.hit_rank for q in quotes] == [1, 2]
-    assert choose_quotes([], 0.1) == []
+    quotes = choose_quotes(scored)
+    assert [q.hit_rank for q in quotes] == [2, 1, 3]                  # passages 1-3; the best leads
+    assert [q.text for q in quotes[1:]] == ["模型一。", "第三個模型。"]   # each passage's best sentence
+    assert [q.hit_rank for q in choose_quotes(scored, limit=1)] == [1]
+    assert choose_quotes([]) == []
 
 
 def test_missing_names_and_low_probability_abstain():
@@ -125,6 +128,6 @@ def test_no_quotable_sentence_or_a_nan_signal_refuses():
     broken = result([hit("模型。", 0.9)], concepts)
     broken.dense_top = math.nan
     reads_dense = Calibration(model="t", sentence=SENTENCES, decision=model(FEATURES, dense_top=1.0),
-                              thresholds={"zh": 0.5, "en": 0.5}, cite_ratio=0.5)
+                              thresholds={"zh": 0.5, "en": 0.5})
     refused = decide(broken, reads_dense)
     assert not refused.answerable
