@@ -155,14 +155,16 @@ def name_phrases(question: str) -> list[str]:
 CONTEXT_WEIGHT = 0.3
 
 
-# What one query may cost the model. It embeds a long text in 510-token windows, one after another
-# (a 1,990-character question cost 124x a 9-character one, issue 9), while visitors ask short
-# questions (dev.yaml: 104 questions, median 24 characters, longest 136). The question's first
-# DENSE_QUERY_CHARS characters are embedded (every dev.yaml question whole; FIGURE), the bridged
-# terms of an English one add at most half as much again, a follow-up's previous question at most
-# CONTEXT_CHARS; the words of the whole question still go to BM25 and the answer policy.
-DENSE_QUERY_CHARS = 200
-CONTEXT_CHARS = 100
+# What one question may cost. The model's cost grows with the tokens it is given (it embeds a long
+# text in 510-token windows, one after another), and so does the word analysis and the answer
+# policy's; visitors ask short questions (dev.yaml: 104 questions, median 24 characters; the longest
+# Chinese one 62, English 136). bench/long_questions.py, CPU ms against a 10-character question:
+# the model alone costs 9.5x for 140 characters, 14x for 200, 192x for 2,000; a whole answer() for
+# a 2,000-character question costs 6.6x with the bounds below, 9.2x if its words were all searched,
+# 11x embedding 200 characters (a follow-up with a 2,000-character history turn: 2.7x).
+DENSE_QUERY_CHARS = 140     # embedded (every dev.yaml question whole); an English one's bridged terms add half as much
+SEARCHED_CHARS = 500        # searched by words (BM25, the policy's coverage)
+CONTEXT_CHARS = 60          # of a follow-up's previous question (dev.yaml's longest: 30)
 
 
 def dense_text(query: Query) -> str:
@@ -378,7 +380,7 @@ class Searcher:
         text = check_question(question, self.settings.max_question_chars)
         if context is not None:
             context = clean_text(context)[:CONTEXT_CHARS]
-        query = self.analyse(text, context)
+        query = self.analyse(text[:SEARCHED_CHARS], context)
         n = max(self.settings.candidates, k)
         vector = self.embedder.embed_queries([dense_text(query)])
         dense = self._dense(vector, n)

@@ -119,15 +119,19 @@ def test_the_embedded_text_of_a_long_question_is_bounded():
     assert dense_text(Query(short, short, [], [], latin=True, translations=terms[:2])) == short + " 模型 模型"
 
 
-def test_a_follow_ups_long_previous_question_adds_a_bounded_context(fixture_index):
+def test_a_long_question_and_a_long_previous_one_are_searched_in_bounded_parts(fixture_index):
     from faq_bot.config import load_config, with_overrides
-    from faq_bot.retrieve import CONTEXT_CHARS, DENSE_QUERY_CHARS, Searcher, dense_text
+    from faq_bot.retrieve import CONTEXT_CHARS, DENSE_QUERY_CHARS, SEARCHED_CHARS, Searcher, dense_text
 
     searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
-    result = searcher.search("那它的 RTF 呢？", context="語音去噪模型多大？" + "請詳細說明" * 400)
-    assert len(result.query.text) <= CONTEXT_CHARS + 1 + len("那它的 RTF 呢?")
-    assert "RTF" in dense_text(result.query) and len(dense_text(result.query)) <= DENSE_QUERY_CHARS
+    long = "語音去噪模型多大？" + "請詳細說明這個模型的架構與訓練資料" * 110
+    result = searcher.search(long)
+    assert result.question == long and len(result.query.text) == SEARCHED_CHARS
     assert result.hits[0].chunk.path == "speech.md"
+    follow_up = searcher.search("那它的 RTF 呢？", context="語音去噪模型多大？" + "請詳細說明" * 400)
+    assert len(follow_up.query.text) == CONTEXT_CHARS + 1 + len("那它的 RTF 呢?")
+    assert "RTF" in dense_text(follow_up.query) and len(dense_text(follow_up.query)) <= DENSE_QUERY_CHARS
+    assert follow_up.hits[0].chunk.path == "speech.md"
 
 
 def test_a_lone_surrogate_is_not_a_question():
