@@ -177,19 +177,18 @@ def bare_encode_rates(args: argparse.Namespace) -> dict:
     return rates
 
 
-def bare_encode_rate(config, questions: list[str], seconds: float = 10.0) -> dict:
-    """Single questions, one call each, through the index's own embedder: questions per second."""
+def bare_encode_rate(config, questions: list[str], seconds: float = 10.0, batch: int = 1) -> dict:
+    """Questions through the index's own embedder, `batch` per call (1: one call each): questions
+    per second and CPU ms per question."""
     from faq_bot.embed import embedder_from_settings
 
     embedder = embedder_from_settings(config.settings)
     embedder.embed_queries(questions[:3])                      # warm
     own, busy = _own_cpu_seconds(), _busy_cpu_seconds()
     done, started = 0, time.perf_counter()
-    for question in itertools.cycle(questions):
-        embedder.embed_queries([question])
-        done += 1
-        if time.perf_counter() - started >= seconds:
-            break
+    calls = itertools.cycle([questions[i:i + batch] for i in range(0, len(questions) - batch + 1, batch)])
+    while time.perf_counter() - started < seconds:
+        done += len(embedder.embed_queries(next(calls)))
     wall = time.perf_counter() - started
     own, busy = _own_cpu_seconds() - own, _busy_cpu_seconds() - busy
     return {"questions": done, "seconds": round(wall, 1), "per_s": round(done / wall, 1),
@@ -324,7 +323,9 @@ def main() -> None:
 
     config = make_config(args.config, index=args.index)
     if args.bare_only:
-        print(json.dumps(bare_encode_rate(config, distinct_questions(Path(args.index))[:BARE_QUESTIONS])))
+        questions = distinct_questions(Path(args.index))[:BARE_QUESTIONS]
+        single = bare_encode_rate(config, questions)
+        print(json.dumps({**single, "batch16": bare_encode_rate(config, questions, batch=16)}))
         return
     repeated = [item["question"] for item in yaml.safe_load(Path(args.questions).read_text(encoding="utf-8"))][:REPEATED]
     pool = Pool(distinct_questions(Path(args.index)))
@@ -391,7 +392,8 @@ def report(r: dict, args: argparse.Namespace) -> None:
     for run in r["bare_runs"].values():
         print(f"bare model, single questions one at a time, OMP_WAIT_POLICY {run['omp_wait_policy']}: "
               f"{run['per_s']} questions/s ({run['questions']} in {run['seconds']} s; {run['cpu_ms_per_question']} "
-              f"CPU ms each; other processes used {run['other_cores']} cores meanwhile)")
+              f"CPU ms each; other processes used {run['other_cores']} cores meanwhile); 16 a call: "
+              f"{run['batch16']['per_s']} questions/s ({run['batch16']['cpu_ms_per_question']} CPU ms each)")
     print(f"reference (the faster): {bare} questions/s")
     print()
     print(table(["phase", "answers/s", "x bare", "p50 ms", "p95 ms", "max ms", "errors", "RSS start MB", "RSS end MB",

