@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from common import (
+    DEFAULT_CORPUS,
     DEFAULT_QUESTIONS,
     OUT,
     ROOT,
@@ -286,16 +287,16 @@ def run_clients(port: int, clients: int, seconds: float, pick: Callable[[random.
             "rss_start_mb": round(rss[0], 1), "rss_end_mb": round(rss[-1], 1), "rss_max_mb": round(max(rss), 1)}
 
 
-def ingest_one_changed_page(config_file: str | None, index: str, work: Path) -> dict:
+def ingest_one_changed_page(config_file: str | None, corpus_dir: str, index: str, work: Path) -> dict:
     """`faq-bot ingest` into `index` from a copy of the corpus with one page changed (a paragraph
     appended): the build switch a site owner causes while the server runs."""
-    config = make_config(config_file)
+    config = make_config(config_file, corpus=corpus_dir)
     corpus = work / "corpus"
     copy_corpus(config, corpus)
     source, _, page = CHANGE_PAGE.partition("/")
     with open(corpus / source / page, "a", encoding="utf-8") as f:
         f.write("\n\n## 壓力測試\n\n這一段是 bench/load.py 在伺服器運作時加上的，用來觸發重新索引。\n")
-    cmd = [sys.executable, "-m", "faq_bot", "ingest", "--corpus", str(corpus), "--index", index, "--quiet"]
+    cmd = [sys.executable, "-m", "faq_bot", "ingest", "--corpus", str(corpus), "--index", index]
     if config_file:
         cmd += ["--config", config_file]
     started = time.perf_counter()
@@ -315,6 +316,7 @@ def main() -> None:
     parser.add_argument("--cost-samples", type=int, default=30, help="long requests in the cost phase (default 30)")
     parser.add_argument("--soak", type=float, default=0, help="seconds of the soak phase (0: skip; issue 9: 600)")
     parser.add_argument("--questions", default=str(DEFAULT_QUESTIONS))
+    parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="what --index was built from (the soak's ingest copies it)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--bare-only", action="store_true", help=argparse.SUPPRESS)   # the child of bare_encode_rates
     args = parser.parse_args()
@@ -365,7 +367,7 @@ def main() -> None:
             log(f"5/5 soak: the mix for {args.soak:.0f} s, an ingest of one changed page half way")
             ingest: dict = {}
             result["soak"] = run_clients(port, args.clients, args.soak, mix, server.pid, rss_every=10,
-                                         during=lambda: ingest.update(ingest_one_changed_page(args.config, args.index, work)))
+                                         during=lambda: ingest.update(ingest_one_changed_page(args.config, args.corpus, args.index, work)))
             result["soak"]["ingest"] = ingest
         result["rss_end_mb"] = round(server_rss_mb(server.pid), 1)
         result["rss_peak_mb"] = round(server_rss_mb(server.pid, "VmHWM"), 1)

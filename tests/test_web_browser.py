@@ -99,10 +99,16 @@ def test_widget_renders_questions_and_pages_as_text(server, page, output_dir):
     page.screenshot(path=str(output_dir / "widget-xss.png"))
 
 
-def test_gradio_chat_answers_and_renders_text_only(server, page, output_dir):
-    page.goto(server.url + "/")
+def _open_chat(page, url: str):
+    """The chat page, once its question box is there; returns the box."""
+    page.goto(url + "/")
     box = page.locator("#faq-question textarea")
     box.wait_for(timeout=60_000)
+    return box
+
+
+def test_gradio_chat_answers_and_renders_text_only(server, page, output_dir):
+    box = _open_chat(page, server.url)
     box.fill("你們做語音去噪最後模型多大？")
     box.press("Enter")
     page.wait_for_function("document.querySelector('#faq-chat') && document.querySelector('#faq-chat').innerText.includes('9 MB')",
@@ -138,9 +144,7 @@ def test_gradio_follow_up_and_feedback_are_logged(server, page, output_dir):
 
     from conftest import run_cli
 
-    page.goto(server.url + "/")
-    box = page.locator("#faq-question textarea")
-    box.wait_for(timeout=60_000)
+    box = _open_chat(page, server.url)
     chat = page.locator("#faq-chat")
     box.fill("語音去噪模型多大？")
     box.press("Enter")
@@ -221,9 +225,7 @@ def test_chat_and_widget_show_progress_while_the_index_is_pulled(tmp_path, brows
 
 def test_the_chat_refuses_invalid_unicode_with_a_message(server, page):
     """A lone surrogate typed into the page (JSON.stringify sends it as \\ud800) gets a ⚠️ reply."""
-    page.goto(server.url + "/")
-    box = page.locator("#faq-question textarea")
-    box.wait_for(timeout=60_000)
+    box = _open_chat(page, server.url)
     box.evaluate("(el) => { el.value = '語音\\ud800去噪'; el.dispatchEvent(new Event('input', {bubbles: true})); }")
     box.press("Enter")
     page.wait_for_function("document.querySelector('#faq-chat').innerText.includes('invalid Unicode')",
@@ -239,9 +241,7 @@ def test_the_chat_and_its_ratings_share_the_rate_limit(tmp_path, fixture_index, 
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     pg = context.new_page()
     try:
-        pg.goto(srv.url + "/")
-        box = pg.locator("#faq-question textarea")
-        box.wait_for(timeout=60_000)
+        box = _open_chat(pg, srv.url)
         chat = pg.locator("#faq-chat")
         for n, question in enumerate(["語音去噪模型多大？", "混合檢索是怎麼做的"], 1):
             box.fill(question)
