@@ -156,3 +156,13 @@ def test_concept_words_are_plain_words_without_stop_words_or_invented_ones(fixtu
     assert "護照" in searcher.concept_words("怎麼申請護照")
     invented = [w for w in searcher.cutter.words("比參數量差不多的網路") if not searcher.cutter.known(w)]
     assert invented and not set(invented) & set(searcher.concept_words("比參數量差不多的網路"))
+
+
+def test_name_phrases_are_written_like_names_not_capitalised_sentence_openings():
+    from faq_bot.retrieve import name_phrases
+
+    assert name_phrases("Summarize DeepKE") == ["DeepKE"]                 # "Summarize" only opens the question
+    assert name_phrases("How do I schedule a training pipeline with Airflow?") == ["Airflow"]
+    assert name_phrases("Ray Tune 做超參數搜尋要怎麼設定？") == ["Ray Tune"]  # Latin words of a Chinese question
+    assert name_phrases("What is Facebook's bAbI dataset?") == ["Facebook", "bAbI"]
+    assert name_phrases("how big is the speech denoising model?") == []
