@@ -5,12 +5,13 @@ Starts `faq-bot serve` on a free localhost port over an index (default: bench/ou
 --index DIR), with the rate limit off, and measures, one after another:
 
 1. the bare model (the index's embedder, in this process, the server idle): single questions
-   encoded one at a time, questions/s: the rate the server is compared with;
+   encoded one at a time, questions/s: the rate the server is compared with; then 16 a call;
 2. the cost of one long request, one client, interleaved so both see the same machine: distinct
    10-character questions, distinct 2,000-character questions, and a short follow-up with a
    2,000-character history turn; medians and their ratio to the short question's;
 3. distinct questions: --clients threads POST /api/ask for --seconds, every question asked once
-   in the whole run (templates over the index's section titles), so none is answered from memory;
+   in the whole run (templates over the index's section titles, then comparisons of two), so none
+   is answered from memory;
 4. the realistic mix: 80% of requests on 20 questions (dev.yaml's first 20), 20% never asked before;
 5. with --soak S: the mix for S seconds, with `faq-bot ingest` of one changed page (a copy of the
    corpus, into this index) half way through; the server's RSS sampled every 10 s.
@@ -105,20 +106,36 @@ def server_rss_mb(pid: int, field: str = "VmRSS") -> float:
 
 # ---------------------------------------------------------------- questions
 
-def distinct_questions(index_dir: Path, seed: int = 7) -> list[str]:
-    """Questions a visitor could ask, each different: templates over the index's page titles and
-    section names (short ones, as people name topics), shuffled."""
+def topics(index_dir: Path) -> list[str]:
+    """The index's page titles and section names that are short, as people name topics."""
     from faq_bot.index import load_index
 
-    topics = set()
+    found = set()
     for chunk in load_index(index_dir, verify=False).chunks:
         for name in (chunk.title, chunk.section.split(" › ")[-1] if chunk.section else ""):
             name = " ".join(name.split()).strip(" #*:：")
             if 2 <= len(name) <= 24:
-                topics.add(name)
-    questions = sorted({template.format(t=t) for t in topics for template in TEMPLATES})
+                found.add(name)
+    return sorted(found)
+
+
+def distinct_questions(index_dir: Path, seed: int = 7) -> list[str]:
+    """Questions a visitor could ask, each different: templates over the index's topics, shuffled."""
+    questions = sorted({template.format(t=t) for t in topics(index_dir) for template in TEMPLATES})
     random.Random(seed).shuffle(questions)
     return questions
+
+
+def topic_pairs(index_dir: Path, seed: int = 7) -> Iterator[str]:
+    """More distinct questions once those run out: two topics compared, in a shuffled order."""
+    names = topics(index_dir)
+    rng = random.Random(seed)
+    seen = set()
+    while True:
+        a, b = rng.sample(names, 2)
+        if (a, b) not in seen:
+            seen.add((a, b))
+            yield f"{a}和{b}有什麼不同？"
 
 
 def long_texts(index_dir: Path, n: int, chars: int = 2000) -> list[str]:
@@ -139,43 +156,23 @@ def long_texts(index_dir: Path, n: int, chars: int = 2000) -> list[str]:
 
 
 class Pool:
-    """Hands out each question once across all threads and phases."""
+    """Hands out each question once across all threads and phases: `questions`, then `more`."""
 
-    def __init__(self, questions: list[str]) -> None:
-        self._it: Iterator[str] = iter(questions)
+    def __init__(self, questions: list[str], more: Iterator[str]) -> None:
+        self._it: Iterator[str] = itertools.chain(questions, more)
         self._lock = threading.Lock()
-        self.exhausted = 0
+        self.singles = len(questions)
+        self.handed_out = 0
 
     def next(self) -> str:
         with self._lock:
-            try:
-                return next(self._it)
-            except StopIteration:
-                self.exhausted += 1
-                return f"第 {self.exhausted} 個新問題：模型要怎麼部署？"
+            self.handed_out += 1
+            return next(self._it)
 
 
 # ---------------------------------------------------------------- measuring
 
 BARE_QUESTIONS = 200          # the pool's first questions: encoded bare, never sent to the server
-
-
-def bare_encode_rates(args: argparse.Namespace) -> dict:
-    """The bare model in fresh processes (OpenMP reads its wait policy once per process): with
-    OpenMP's default (its threads spin while they wait) and with the server's setting (PASSIVE)."""
-    from faq_bot.web.live import OPENMP_WAIT_POLICY
-
-    rates = {}
-    for name, policy in (("default", None), ("server", OPENMP_WAIT_POLICY)):
-        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-        if policy:
-            env["OMP_WAIT_POLICY"] = policy
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--bare-only", "--index", args.index]
-        if args.config:
-            cmd += ["--config", args.config]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd=ROOT).stdout
-        rates[name] = {**json.loads(out.strip().splitlines()[-1]), "omp_wait_policy": policy or "(default)"}
-    return rates
 
 
 def bare_encode_rate(config, questions: list[str], seconds: float = 10.0, batch: int = 1) -> dict:
@@ -318,22 +315,15 @@ def main() -> None:
     parser.add_argument("--questions", default=str(DEFAULT_QUESTIONS))
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="what --index was built from (the soak's ingest copies it)")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--bare-only", action="store_true", help=argparse.SUPPRESS)   # the child of bare_encode_rates
     args = parser.parse_args()
 
     import yaml
 
     config = make_config(args.config, index=args.index)
-    if args.bare_only:
-        questions = distinct_questions(Path(args.index))[:BARE_QUESTIONS]
-        single = bare_encode_rate(config, questions)
-        print(json.dumps({**single, "batch16": bare_encode_rate(config, questions, batch=16)}))
-        return
     repeated = [item["question"] for item in yaml.safe_load(Path(args.questions).read_text(encoding="utf-8"))][:REPEATED]
-    pool = Pool(distinct_questions(Path(args.index)))
+    pool = Pool(distinct_questions(Path(args.index)), topic_pairs(Path(args.index)))
     longs = long_texts(Path(args.index), args.cost_samples)
-    for _ in range(BARE_QUESTIONS):                            # the bare model's: never sent to the server
-        pool.next()
+    bare_questions = [pool.next() for _ in range(BARE_QUESTIONS)]
 
     port = free_port()
     cmd = [sys.executable, "-m", "faq_bot", "serve", "--port", str(port), "--index", args.index, "--rate-limit", "0"]
@@ -349,10 +339,9 @@ def main() -> None:
         warm = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         post(warm, {"question": pool.next()})
         result["rss_start_mb"] = round(server_rss_mb(server.pid), 1)
-        log("1/5 bare model, single questions (two processes: OpenMP default, the server's setting)")
-        result["bare_runs"] = bare_encode_rates(args)
-        # the reference is the faster of the two: the server is not compared with a handicapped model
-        result["bare"] = max(result["bare_runs"].values(), key=lambda b: b["per_s"])
+        log("1/5 the bare model: single questions, then 16 a call")
+        result["bare"] = bare_encode_rate(config, bare_questions)
+        result["bare_batch16"] = bare_encode_rate(config, bare_questions, batch=16)
         log("2/5 cost of long requests")
         result["cost"] = request_cost(port, pool, longs)
         log(f"3/5 distinct questions, {args.clients} clients, {args.seconds:.0f} s")
@@ -371,7 +360,8 @@ def main() -> None:
             result["soak"]["ingest"] = ingest
         result["rss_end_mb"] = round(server_rss_mb(server.pid), 1)
         result["rss_peak_mb"] = round(server_rss_mb(server.pid, "VmHWM"), 1)
-        result["pool_exhausted"] = pool.exhausted
+        result["distinct_questions_asked"] = pool.handed_out
+        result["of_them_comparisons"] = max(pool.handed_out - pool.singles, 0)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -391,12 +381,11 @@ def report(r: dict, args: argparse.Namespace) -> None:
         phases.append((f"soak ({args.soak:.0f} s, ingest half way)", r["soak"]))
     print(f"Load against POST /api/ask ({r['index']}), {args.clients} clients, rate limit off")
     print(machine_line(r["machine"]))
-    for run in r["bare_runs"].values():
-        print(f"bare model, single questions one at a time, OMP_WAIT_POLICY {run['omp_wait_policy']}: "
-              f"{run['per_s']} questions/s ({run['questions']} in {run['seconds']} s; {run['cpu_ms_per_question']} "
-              f"CPU ms each; other processes used {run['other_cores']} cores meanwhile); 16 a call: "
-              f"{run['batch16']['per_s']} questions/s ({run['batch16']['cpu_ms_per_question']} CPU ms each)")
-    print(f"reference (the faster): {bare} questions/s")
+    b, b16 = r["bare"], r["bare_batch16"]
+    print(f"bare model (the index's embedder in this process, the server idle), single questions one at a time: "
+          f"{bare} questions/s ({b['questions']} in {b['seconds']} s, {b['cpu_ms_per_question']} CPU ms each, "
+          f"other processes used {b['other_cores']} cores meanwhile); 16 a call: {b16['per_s']} questions/s "
+          f"({b16['cpu_ms_per_question']} CPU ms each)")
     print()
     print(table(["phase", "answers/s", "x bare", "p50 ms", "p95 ms", "max ms", "errors", "RSS start MB", "RSS end MB",
                  "server CPU ms/answer", "cores: server", "clients", "others"],
@@ -420,8 +409,8 @@ def report(r: dict, args: argparse.Namespace) -> None:
         growth = soak["rss_end_mb"] / soak["rss_start_mb"] - 1
         print(f"soak: RSS {soak['rss_start_mb']} -> {soak['rss_end_mb']} MB ({growth:+.1%}), max {soak['rss_max_mb']} MB; "
               f"ingest {soak['ingest'].get('seconds')} s, exit {soak['ingest'].get('exit')}: {soak['ingest'].get('output')}")
-    if r["pool_exhausted"]:
-        print(f"note: the distinct pool ran out; {r['pool_exhausted']} questions were generated past it")
+    print(f"distinct questions asked: {r['distinct_questions_asked']} (each once; {r['of_them_comparisons']} of them "
+          "\"A和B有什麼不同？\" after the single-topic ones ran out)")
     errors = sum(p["errors"] for _, p in phases) + len(cost["errors"])
     worst = max(cost["ratio"]["long"], cost["ratio"]["long_history"])
     print()

