@@ -6,7 +6,7 @@
 # The index, the visitor log and the source checkouts live on the volume /data, so a new container
 # answers at once from the last index. A container with an empty volume listens at once and pulls
 # settings.index_url (the archive the refresh workflow publishes), or clones the portal's
-# repositories and builds the index (about 10 minutes on 2 cores), saying how far it is meanwhile.
+# repositories and builds the index (about 20 minutes on 2 cores), saying how far it is meanwhile.
 # Behind a reverse proxy, set FORWARDED_ALLOW_IPS to its address so the rate limit sees real clients.
 FROM python:3.11-slim
 

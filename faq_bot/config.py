@@ -82,7 +82,7 @@ class Settings:
     feedback_commit_minutes: int = 5
     # Where a server with no index pulls a prebuilt one from (`faq-bot index pack` wrote it): an
     # http(s) URL (e.g. https://huggingface.co/datasets/OWNER/NAME/resolve/main/index.tar.gz) or a
-    # path. Empty: build from the sources instead (about 10 minutes for the portal on 2 cores).
+    # path. Empty: build from the sources instead (about 20 minutes for the portal on 2 cores: chunks and their sentences).
     index_url: str = ""
     # With index_url, a running server asks it every this many minutes whether a new archive was
     # published (a conditional request: a few hundred bytes when nothing changed). The refresh

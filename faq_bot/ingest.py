@@ -1,6 +1,6 @@
 """`faq-bot ingest`: sources -> clean -> chunk -> embed (only what changed) -> index.
 
-Embedding is the only slow step (about 10 minutes for the whole portal on 2 cores), so vectors of
+Embedding is the only slow step (about 20 minutes for the whole portal on 2 cores, chunks and sentences), so vectors of
 chunks whose content hash is unchanged are taken from the live build instead of re-computed.
 """
 from __future__ import annotations

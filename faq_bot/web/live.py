@@ -26,7 +26,7 @@ from ..retrieve import Searcher
 log = logging.getLogger("faq_bot.web")
 
 # How long a client is asked to wait (Retry-After) while there is no index yet. A pull of the
-# portal's archive and the model load take seconds; a build from the sources about 10 minutes on
+# portal's archive and the model load take seconds; a build from the sources about 20 minutes on
 # 2 cores, of which a visitor should not be told to wait for all: a minute, then ask again.
 RETRY_AFTER_SECONDS = {"starting": 5, "pulling": 10, "loading": 5, "building": 60, "failed": 300}
 
