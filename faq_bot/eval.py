@@ -206,12 +206,15 @@ def page_texts_of(chunks) -> dict[str, str]:
     return {p: "\n".join(t) for p, t in texts.items()}
 
 
-def answer_fn(searcher, k: int = 10) -> AnswerFn:
-    """The product's own answer (the one the chat, API and widget show) as an eval answer function."""
+def answer_fn(searcher, k: int = 10, writer=None) -> AnswerFn:
+    """The product's own answer (the one the chat, API and widget show) as an eval answer function;
+    with a `generate.Writer`, the written answer (its text and the passages shown under it)."""
     from .answer import answer
 
     def run(item: EvalItem) -> Reply:
         reply = answer(searcher, item.question, list(item.history), k=k)
+        if writer is not None:
+            reply = writer.write(searcher, reply, list(item.history))
         return Reply(reply.answerable, [EvalHit(h.chunk.page_id, h.chunk.text) for h in reply.result.hits],
                      reply.shown_text())
     return run

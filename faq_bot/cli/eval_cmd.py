@@ -17,6 +17,9 @@ def register(sub) -> None:
     common.add_config_options(p)
     p.add_argument("questions", help="YAML question file")
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
+    p.add_argument("--mode", choices=("extractive", "llm"), default="extractive",
+                   help="extractive: the quoted passages (default); llm: the written answer of settings.llm, "
+                        "scored on its text and the passages shown with it")
     p.add_argument("--floor", metavar="METRIC=VALUE", action="append", type=_limit, default=[],
                    help="exit 1 if METRIC is below VALUE, e.g. answer@evidence=0.7 (repeatable)")
     p.add_argument("--ceiling", metavar="METRIC=VALUE", action="append", type=_limit, default=[],
@@ -39,8 +42,10 @@ def _limit(value: str) -> tuple[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     items = load_items(args.questions)
-    searcher = Searcher.open(common.load(args))
-    report = evaluate(answer_fn(searcher), items, page_texts_of(searcher.index.chunks))
+    config = common.load(args)
+    writer = common.writer(config) if args.mode == "llm" else None
+    searcher = Searcher.open(config)
+    report = evaluate(answer_fn(searcher, writer=writer), items, page_texts_of(searcher.index.chunks))
     if args.json:
         print(json.dumps({"metrics": report.metrics(), "by_kind": report.by_kind()}, ensure_ascii=False))
     else:

@@ -88,12 +88,19 @@ def _register_ask(sub) -> None:
     common.add_config_options(p)
     p.add_argument("question", help="the question, e.g. 語音去噪模型多大？")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--llm", action="store_true",
+                   help="a written answer from settings.llm's endpoint, every sentence checked against the "
+                        "passage it cites (the passages follow it)")
     p.set_defaults(run=run_ask)
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    searcher = Searcher.open(common.load(args))
+    config = common.load(args)
+    writer = common.writer(config) if args.llm else None
+    searcher = Searcher.open(config)
     result = answer(searcher, args.question)
+    if writer is not None:
+        result = writer.write(searcher, result)
     if args.json:
         _emit(result.to_dict())
     else:

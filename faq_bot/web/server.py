@@ -2,6 +2,7 @@
 `/widget.js` and the `/widget-demo` page, on Gradio's FastAPI app."""
 from __future__ import annotations
 
+import logging
 from importlib import resources
 
 from fastapi import FastAPI
@@ -9,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..config import Config
+from ..generate import writer_for
 from .api import api_router
 from .feedback import FeedbackLog
 from .guard import BodyGuard
@@ -16,6 +18,9 @@ from .keeper import IndexKeeper
 from .live import LiveSearcher
 from .ratelimit import RateLimiter
 from .service import Asker
+
+
+log = logging.getLogger("faq_bot.web")
 
 
 def _static(name: str) -> str:
@@ -37,7 +42,12 @@ def create_app(config: Config, rate_limit: int | None = None, live: LiveSearcher
         keeper.start()
     feedback = FeedbackLog(settings.feedback_log, settings.feedback_repo, settings.feedback_commit_minutes)
     limiter = RateLimiter(settings.rate_limit_per_minute if rate_limit is None else rate_limit)
-    asker = Asker(live, limiter, feedback)
+    writer = writer_for(settings)
+    if writer is None:
+        log.info("answers: quotes from the pages (answer_mode: extractive)")
+    else:
+        log.info("answers: written by %s", writer.describe())
+    asker = Asker(live, limiter, feedback, writer=writer)
 
     app = FastAPI(title="faq-bot", docs_url=None, redoc_url=None)
     app.add_middleware(BodyGuard)      # inside CORS: a refused body still tells the browser why

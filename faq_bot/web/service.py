@@ -2,7 +2,9 @@
 client's rate limit, the checks of question and history, the answer (from memory when the same
 question was answered on the same index build), and the visitor log.
 
-`Asker.ask` blocks (the model, the log file): entry points call it off the event loop.
+`Asker.ask` blocks (the model, the log file): entry points call it off the event loop. With a
+`generate.Writer` (answer_mode: llm) the answer is written by the LLM; `Asker.ask_stream` gives its
+verified sentences as they come, then the final answer, which `ask` returns.
 """
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import dataclasses
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Iterator
 
 from ..answer import Answer, answer, follow_up_context
+from ..generate import Final, Token, Writer
 from ..retrieve import check_question
 from .feedback import FeedbackLog
 from .guard import check_history
@@ -87,10 +91,11 @@ class Asker:
     """What every entry point does with a question."""
 
     def __init__(self, live: LiveSearcher, limiter: RateLimiter, feedback: FeedbackLog,
-                 cache: AnswerCache | None = None) -> None:
+                 cache: AnswerCache | None = None, writer: Writer | None = None) -> None:
         self.live, self.limiter, self.feedback = live, limiter, feedback
         self.cache = cache if cache is not None else AnswerCache()
         self.max_chars = live.config.settings.max_question_chars
+        self.writer = writer          # None: quotes only (answer_mode: extractive)
 
     def admit(self, client: str) -> None:
         """RateLimited when `client` is over the limit; otherwise counts this request."""
@@ -101,14 +106,35 @@ class Asker:
     def ask(self, question: object, history: object, channel: str) -> Answer:
         """The answer to `question` (with the chat's earlier questions), logged for the site owner.
         Raises QuestionError (400/413) or RequestError for input that is not a well-formed question."""
+        for event in self.ask_stream(question, history, channel):
+            if isinstance(event, Final):
+                return event.answer
+        raise RuntimeError("the answer stream ended without a final answer")
+
+    def ask_stream(self, question: object, history: object, channel: str,
+                   stop: threading.Event | None = None) -> Iterator[Token | Final]:
+        """`ask`, as events: the written answer's verified sentences as they come (Token), then
+        exactly one Final. The question is checked, answered by retrieval and logged before this
+        returns (so bad input raises here, not in the stream); `stop` set ends the stream early."""
         question = check_question(question, self.max_chars)
         earlier = check_history(history, self.max_chars)
         searcher = self.live.get()
         build = searcher.index.build_dir
         key = (question, follow_up_context(question, earlier))
-        result = self.cache.get(build, key)
-        if result is None:
-            result = answer(searcher, question, earlier)
-            self.cache.put(build, key, result)
-        self.feedback.question(question, result.answerable, channel=channel)
-        return result
+        cached = self.cache.get(build, key)
+        extractive = cached or answer(searcher, question, earlier)
+        self.feedback.question(question, extractive.answerable, channel=channel)
+        if cached is not None:
+            return iter([Final(cached)])
+        return self._events(searcher, build, key, extractive, earlier, stop)
+
+    def _events(self, searcher, build: Path, key: tuple[str, str | None], extractive: Answer,
+                earlier: list[str], stop: threading.Event | None) -> Iterator[Token | Final]:
+        if self.writer is None:
+            self.cache.put(build, key, extractive)
+            yield Final(extractive)
+            return
+        for event in self.writer.stream(searcher, extractive, earlier, stop):
+            if isinstance(event, Final) and not event.answer.note:   # a failed endpoint is not remembered
+                self.cache.put(build, key, event.answer)
+            yield event

@@ -11,6 +11,7 @@ import re
 import gradio as gr
 
 from ..answer import escape_markdown
+from ..generate import Final
 from ..retrieve import QuestionError
 from .guard import RequestError
 from .live import IndexNotReady
@@ -19,6 +20,13 @@ from .service import Asker, RateLimited, client_key
 TITLE = "Deep Learning 101 FAQ 問答小幫手"
 INTRO = ("用中文（繁體或簡體）或英文提問，小幫手會從 [Deep Learning 101](https://deep-learning-101.github.io/) "
          "的頁面找出回答的段落，並附上來源連結 [1] [2]。找不到時會直接說明，並列出最接近的頁面。")
+
+
+# Chats answered at once. A hosted endpoint serves many requests together; the local llama.cpp
+# server takes one at a time and queues the rest, as Gradio would.
+CHAT_CONCURRENCY = 4
+# Shown after the text while the answer is still being written.
+WRITING = " ✍️ *撰寫中… writing…*"
 
 
 def _text(content) -> str:
@@ -48,24 +56,34 @@ def build_ui(asker: Asker) -> gr.Blocks:
     settings = asker.live.config.settings
 
     def respond(message: str, history: list[dict], request: gr.Request):
+        """The chat's turn, streamed: a written answer shows its verified sentences as they come,
+        then the final answer (with its passages and sources) replaces them."""
         history = list(history) if isinstance(history, list) else []
         if isinstance(message, str) and not message.strip():
-            return "", history
+            yield "", history
+            return
         earlier = [_unescape(_text(m.get("content"))) for m in history
                    if isinstance(m, dict) and m.get("role") == "user"]
+        # the question is shown as typed: escaped, so markup in it is text, never HTML
+        history += [{"role": "user", "content": escape_markdown(_shown(message).strip())}]
         try:
             asker.admit(client_key(request))
-            result = asker.ask(message, earlier, channel="ui")
+            events = asker.ask_stream(message, earlier, channel="ui")
         except (QuestionError, RequestError, RateLimited) as exc:
-            reply = f"⚠️ {exc}"
+            yield "", history + [{"role": "assistant", "content": f"⚠️ {exc}"}]
+            return
         except IndexNotReady as exc:
-            reply = f"⏳ {exc}，請稍候再問。"
-        else:
-            reply = result.to_markdown()
-        # the question is shown as typed: escaped, so markup in it is text, never HTML
-        history += [{"role": "user", "content": escape_markdown(_shown(message).strip())},
-                    {"role": "assistant", "content": reply}]
-        return "", history
+            yield "", history + [{"role": "assistant", "content": f"⏳ {exc}，請稍候再問。"}]
+            return
+        written = ""
+        if asker.writer is not None:       # the model reads its prompt for a few seconds first
+            yield "", history + [{"role": "assistant", "content": WRITING.strip()}]
+        for event in events:
+            if isinstance(event, Final):
+                yield "", history + [{"role": "assistant", "content": event.answer.to_markdown()}]
+                return
+            written += event.text
+            yield "", history + [{"role": "assistant", "content": escape_markdown(written) + WRITING}]
 
     def ask_api(question: str, request: gr.Request) -> dict:
         """The Gradio API endpoint (gradio_client): one question, the answer as a dict."""
@@ -115,8 +133,12 @@ def build_ui(asker: Asker) -> gr.Blocks:
             send = gr.Button("送出", variant="primary", scale=1, elem_id="faq-send")
         gr.Examples(examples=list(settings.examples), inputs=box, label="試試這些問題")
         clear = gr.Button("清除對話", variant="secondary")
-        box.submit(respond, [box, chatbot], [box, chatbot], api_name=False)
-        send.click(respond, [box, chatbot], [box, chatbot], api_name=False)
+        # Written answers take seconds each (the model writes; the endpoint answers several at once):
+        # up to CHAT_CONCURRENCY chats are answered together, instead of Gradio's one at a time.
+        box.submit(respond, [box, chatbot], [box, chatbot], api_name=False, concurrency_limit=CHAT_CONCURRENCY,
+                   concurrency_id="chat")
+        send.click(respond, [box, chatbot], [box, chatbot], api_name=False, concurrency_limit=CHAT_CONCURRENCY,
+                   concurrency_id="chat")
         clear.click(lambda: ("", []), None, [box, chatbot], api_name=False)
         chatbot.like(on_like, [chatbot], None)
         gr.api(ask_api, api_name="ask")

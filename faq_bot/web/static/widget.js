@@ -1,8 +1,9 @@
 /*
  * Deep Learning 101 FAQ widget. One tag on any page:
  *   <script src="https://<faq-bot server>/widget.js" defer></script>
- * adds a chat button; the panel asks the server's /api/ask and shows the passages with their
- * citations. No framework, no CDN. Everything lives in a shadow root, so the page's styles do not
+ * adds a chat button; the panel asks the server's /api/ask/stream and shows the answer as it is
+ * written (Server-Sent Events read with fetch), then the final answer: the written text (if any),
+ * the passages with their citations and the sources. No framework, no CDN. Everything lives in a shadow root, so the page's styles do not
  * reach in and ours do not leak out. Text from questions and pages is set with textContent only;
  * links must be http(s).
  */
@@ -13,7 +14,7 @@
 
   var script = document.currentScript;
   var server = script && script.src ? new URL(script.src, location.href).origin : location.origin;
-  var endpoint = server + "/api/ask";
+  var endpoint = server + "/api/ask/stream";
 
   var css = [
     ":host { all: initial; }",
@@ -35,6 +36,8 @@
     ".a ol, .a ul { margin: 4px 0 0; padding-left: 20px; }",
     ".a a { color: #1d4ed8; }",
     ".note { color: #6b7280; font-size: 13px; }",
+    ".a blockquote { margin: 0 0 8px; padding: 2px 0 2px 10px; border-left: 3px solid #bfdbfe; color: #374151; word-break: break-word; }",
+    ".writing p { margin: 0 0 4px; white-space: pre-wrap; word-break: break-word; }",
     ".err { color: #b91c1c; }",
     "form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #e5e7eb; }",
     "input { flex: 1; min-width: 0; font: inherit; padding: 8px 10px; border: 1px solid #d1d5db; border-radius: 8px; }",
@@ -95,10 +98,16 @@
     panel.addEventListener("keydown", function (e) { if (e.key === "Escape") open(false); });
 
     function showAnswer(data) {
-      var box = el("div", { class: "msg a" });
+      var box = el("div", { class: "msg a", "data-mode": data.mode || "extractive" });
+      if (data.note) box.appendChild(el("p", { class: "note" }, data.note));
       if (data.answerable) {
+        if (data.text) {
+          // the written answer, then the passages it rests on
+          box.appendChild(el("p", { class: "written" }, data.text));
+          box.appendChild(el("div", { class: "note" }, "引用段落 Passages"));
+        }
         (data.citations || []).forEach(function (c) {
-          box.appendChild(el("p", {}, c.snippet + " [" + c.n + "]"));
+          box.appendChild(el(data.text ? "blockquote" : "p", {}, c.snippet + " [" + c.n + "]"));
         });
         box.appendChild(el("div", { class: "note" }, "來源 Sources"));
         var list = el("ol");
@@ -134,27 +143,52 @@
       var waiting = el("p", { class: "note" }, "查詢中…");
       log.appendChild(waiting);
       log.scrollTop = log.scrollHeight;
-      fetch(endpoint, { method: "POST", headers: { "Content-Type": "application/json" },
+      var writing = null;     // the answer as it is written, replaced by the final answer
+      function onEvent(name, data) {
+        if (name === "token") {
+          if (!writing) {
+            waiting.remove();
+            writing = el("div", { class: "msg writing", "aria-busy": "true" });
+            writing.appendChild(el("p", {}, ""));
+            writing.appendChild(el("div", { class: "note" }, "撰寫中… writing…"));
+            log.appendChild(writing);
+          }
+          writing.firstChild.textContent += data.text || "";
+          log.scrollTop = log.scrollHeight;
+        } else if (name === "final") {
+          if (writing) writing.remove();
+          history.push(question);
+          showAnswer(data);
+        } else if (name === "error") {
+          if (writing) writing.remove();
+          log.appendChild(el("p", { class: "msg err" }, data.error || "回答失敗，請再問一次。"));
+        }
+      }
+      fetch(endpoint, { method: "POST", headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
                         body: JSON.stringify({ question: question, history: history.slice(-5) }) })
         .then(function (r) {
-          return r.json().catch(function () { return {}; }).then(function (d) { return { ok: r.ok, status: r.status, data: d }; });
-        })
-        .then(function (res) {
-          waiting.remove();
-          if (res.status === 503 && res.data.error) {
-            // the server is still getting its index: a notice with how far it is, not an error
-            log.appendChild(el("p", { class: "msg wait note" }, "⏳ " + res.data.error + "，請稍後再問。"));
-            return;
+          if (r.ok && /^text\/event-stream/.test(r.headers.get("Content-Type") || "")) {
+            return readEvents(r, onEvent).then(function (ended) {
+              waiting.remove();
+              if (!ended) {
+                if (writing) writing.remove();
+                log.appendChild(el("p", { class: "msg err" }, "回答中斷，請再問一次。"));
+              }
+            });
           }
-          if (!res.ok) {
-            log.appendChild(el("p", { class: "msg err" }, res.data.error || "伺服器沒有回應，請稍後再試。"));
-            return;
-          }
-          history.push(question);
-          showAnswer(res.data);
+          return r.json().catch(function () { return {}; }).then(function (data) {
+            waiting.remove();
+            if (r.status === 503 && data.error) {
+              // the server is still getting its index: a notice with how far it is, not an error
+              log.appendChild(el("p", { class: "msg wait note" }, "⏳ " + data.error + "，請稍後再問。"));
+            } else {
+              log.appendChild(el("p", { class: "msg err" }, data.error || "伺服器沒有回應，請稍後再試。"));
+            }
+          });
         })
         .catch(function () {
           waiting.remove();
+          if (writing) writing.remove();
           log.appendChild(el("p", { class: "msg err" }, "無法連線到問答伺服器，請稍後再試。"));
         })
         .then(function () {
@@ -163,6 +197,47 @@
           input.focus();
         });
     });
+  }
+
+  // Reads a text/event-stream body, calling onEvent(name, data) per event; resolves to true once a
+  // final or error event arrived (false: the stream ended without one).
+  function readEvents(response, onEvent) {
+    var ended = false;
+    var buffer = "";
+    function dispatch(block) {
+      var name = "message", data = [];
+      block.split("\n").forEach(function (line) {
+        if (line.indexOf("event:") === 0) name = line.slice(6).trim();
+        else if (line.indexOf("data:") === 0) data.push(line.slice(5).replace(/^ /, ""));
+      });
+      if (!data.length) return;               // a keep-alive comment
+      var parsed;
+      try { parsed = JSON.parse(data.join("\n")); } catch (e) { return; }
+      if (name === "final" || name === "error") ended = true;
+      onEvent(name, parsed);
+    }
+    function feed(text) {
+      buffer += text.replace(/\r\n?/g, "\n");
+      var at;
+      while (!ended && (at = buffer.indexOf("\n\n")) >= 0) {
+        dispatch(buffer.slice(0, at));
+        buffer = buffer.slice(at + 2);
+      }
+    }
+    if (!response.body || !response.body.getReader || typeof TextDecoder === "undefined") {
+      return response.text().then(function (text) { feed(text + "\n\n"); return ended; });
+    }
+    var reader = response.body.getReader();
+    var decoder = new TextDecoder("utf-8");
+    function pump() {
+      return reader.read().then(function (step) {
+        if (step.done) { feed(decoder.decode() + "\n\n"); return ended; }
+        feed(decoder.decode(step.value, { stream: true }));
+        if (ended) { reader.cancel().catch(function () {}); return true; }
+        return pump();
+      });
+    }
+    return pump();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mount);
