@@ -72,3 +72,47 @@ def test_bad_questions_are_refused_with_the_reason(fixture_index, question, mess
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+# ---------------------------------------------------------------- written answers (--llm)
+
+def _llm_config(tmp_path, base_url: str, model: str):
+    from conftest import FIXTURES, llm_settings, write_config
+
+    return write_config(tmp_path / "sources.yaml", [
+        {"name": "site", "path": str(FIXTURES / "site"), "base_url": "https://example.org/", "url_rule": "jekyll"},
+        {"name": "papers", "path": str(FIXTURES / "papers"), "base_url": "https://github.com/example/papers/blob/main/",
+         "url_rule": "github"}], {"boilerplate_min_pages": 4, **llm_settings(base_url, model)})
+
+
+@pytest.mark.llm
+def test_ask_llm_writes_the_answer_over_its_passages(fixture_index, local_llm, tmp_path):
+    config = _llm_config(tmp_path, local_llm.base_url, local_llm.model)
+    result = run_cli("ask", "--config", str(config), "--index", str(fixture_index), "--llm", "--json",
+                     "聲紋辨識的等錯誤率是怎麼定義的？")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["answerable"] and data["citations"] and data["note"] == ""
+    if data["mode"] == "generated":           # the written text, then the passages it rests on
+        assert data["text"] and re.search(r"\[\d\]", data["text"])
+        assert data["answer_markdown"].index("引用段落") > data["answer_markdown"].index(data["text"][:4])
+    else:
+        assert data["mode"] == "extractive" and data["text"] == ""
+    text = run_cli("ask", "--config", str(config), "--index", str(fixture_index), "--llm", "怎麼申請台灣護照？")
+    assert text.returncode == 0 and "Not found in the portal" in text.stdout
+
+
+def test_ask_llm_without_an_endpoint_says_what_to_configure(fixture_index):
+    result = _ask(fixture_index, "你們做語音去噪最後模型多大？", "--llm")
+    assert result.returncode == 2
+    assert "written answers need settings.llm.base_url and settings.llm.model" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ask_llm_with_the_endpoint_down_still_answers(fixture_index, tmp_path):
+    from conftest import free_port
+
+    config = _llm_config(tmp_path, f"http://127.0.0.1:{free_port()}/v1", "m")
+    result = run_cli("ask", "--config", str(config), "--index", str(fixture_index), "--llm", "你們做語音去噪最後模型多大？")
+    assert result.returncode == 0, result.stderr
+    assert "Written answer unavailable" in result.stdout and "9 MB" in result.stdout

@@ -99,3 +99,22 @@ def test_quality_gate_exits_1_below_a_floor(fixture_index):
     assert "abstention" not in failed.stderr.replace("false_abstention", "")     # 1.0 passes its floor 0.5
     bad = _eval(fixture_index, FIXTURES / "questions.yaml", "--floor", "accuracy=0.5")
     assert bad.returncode == 2 and "unknown metric 'accuracy'" in bad.stderr
+
+
+@pytest.mark.llm
+def test_eval_mode_llm_never_holds_less_of_the_answer_than_the_quotes(fixture_index, local_llm, tmp_path):
+    """The written reply is scored on what the visitor reads: its text and the passages under it."""
+    from conftest import llm_settings, write_config
+
+    config = write_config(tmp_path / "sources.yaml", [
+        {"name": "site", "path": str(FIXTURES / "site"), "base_url": "https://example.org/", "url_rule": "jekyll"},
+        {"name": "papers", "path": str(FIXTURES / "papers"), "base_url": "https://github.com/example/papers/blob/main/",
+         "url_rule": "github"}], {"boilerplate_min_pages": 4, **llm_settings(local_llm.base_url, local_llm.model)})
+    runs = {}
+    for mode in ("extractive", "llm"):
+        result = run_cli("eval", "--config", str(config), "--index", str(fixture_index), str(FIXTURES / "questions.yaml"),
+                         "--json", "--mode", mode)
+        assert result.returncode == 0, result.stderr
+        runs[mode] = json.loads(result.stdout)["metrics"]
+    assert runs["llm"]["answer@evidence"] >= runs["extractive"]["answer@evidence"]
+    assert runs["llm"]["abstention"] == runs["extractive"]["abstention"]

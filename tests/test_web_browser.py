@@ -261,3 +261,70 @@ def test_the_chat_and_its_ratings_share_the_rate_limit(tmp_path, fixture_index, 
         context.close()
         srv.stop()
     assert [(r["type"], r["channel"]) for r in records] == [("question", "ui"), ("question", "ui")]
+
+
+# ---------------------------------------------------------------- written answers, streamed
+
+# Records what the widget's log shows as it changes: the text being written, then the answer.
+_WATCH_WIDGET = """() => {
+  const root = document.querySelector('#faq-bot-widget').shadowRoot;
+  window.__writing = [];
+  new MutationObserver(() => {
+    const w = root.querySelector('.msg.writing p');
+    if (w && w.textContent && window.__writing[window.__writing.length - 1] !== w.textContent) window.__writing.push(w.textContent);
+  }).observe(root.querySelector('.log'), {childList: true, subtree: true, characterData: true});
+}"""
+
+
+@pytest.mark.llm
+def test_widget_streams_the_written_answer_then_shows_it_with_its_passages(llm_web, page, output_dir):
+    page.goto(llm_web.url + "/widget-demo")
+    host = page.locator("#faq-bot-widget")
+    host.locator("button.fab").click()
+    page.evaluate(_WATCH_WIDGET)
+    page.keyboard.type("語音去噪最後的模型大小是多少？RTF 呢？")
+    page.keyboard.press("Enter")
+    final = host.locator(".msg.a")
+    final.first.wait_for(timeout=600_000)
+    assert host.locator(".msg.writing").count() == 0              # replaced by the final answer
+    writing = page.evaluate("window.__writing")
+    if final.get_attribute("data-mode") == "generated":
+        written = final.locator("p.written").inner_text()
+        assert writing and written.startswith(writing[0]) and writing[-1] == written
+        assert final.locator("blockquote").count() >= 1 and "9 MB" in final.inner_text()
+    else:
+        assert writing == [] and "9 MB" in final.inner_text()
+    link = final.locator("a").first
+    assert link.get_attribute("href").startswith("https://example.org/speech")
+    page.screenshot(path=str(output_dir / "widget-written-answer.png"))
+
+
+# Records the chat's text as it changes.
+_WATCH_CHAT = """() => {
+  window.__chat = [];
+  const chat = document.querySelector('#faq-chat');
+  new MutationObserver(() => {
+    const text = chat.innerText;
+    if (window.__chat[window.__chat.length - 1] !== text) window.__chat.push(text);
+  }).observe(chat, {childList: true, subtree: true, characterData: true});
+}"""
+
+
+@pytest.mark.llm
+def test_gradio_chat_streams_the_written_answer(llm_web, page, output_dir):
+    page.goto(llm_web.url + "/")
+    box = page.locator("#faq-question textarea")
+    box.wait_for(timeout=60_000)
+    page.evaluate(_WATCH_CHAT)
+    box.fill("What toolkit did the team use for speech recognition in the contest?")
+    box.press("Enter")
+    page.wait_for_function("document.querySelector('#faq-chat').innerText.includes('Sources')", timeout=600_000)
+    seen = page.evaluate("window.__chat")
+    assert any("撰寫中" in s for s in seen)                    # it showed the answer being written
+    final = seen[-1]
+    assert "撰寫中" not in final and "Kaldi" in final
+    if "引用段落" in final:          # a written answer: the streamed text grew into it
+        written = [s.split("✍️")[0].strip() for s in seen if "撰寫中" in s]
+        longest = max(written, key=len)
+        assert longest and longest.splitlines()[-1][:12] in final, (longest, final)
+    page.screenshot(path=str(output_dir / "gradio-written-answer.png"), full_page=True)
