@@ -60,11 +60,11 @@ def sentences_of(text: str) -> list[str]:
     return [t for t in (parse_sentence(p.raw)[0] for p in pieces) if re.search(r"\w", t)]
 
 
-def _best(checker: SupportChecker, sentence: str) -> tuple[float, float, bool]:
-    """(coverage, similarity, facts present) of the passage that supports `sentence` best."""
+def _best(checker: SupportChecker, sentence: str) -> tuple[float, float, bool, str]:
+    """(coverage, similarity, facts present, the sentence) of the passage that supports it best."""
     supports = checker.supports(sentence)
     best = max(supports, key=lambda s: (not s.missing, s.strength))
-    return best.coverage, best.similarity, not best.missing
+    return best.coverage, best.similarity, not best.missing, sentence
 
 
 def same_page_sentences(searcher: Searcher, reply, limit: int = 4) -> list[str]:
@@ -116,10 +116,10 @@ def calibrate(searcher: Searcher, questions: Path) -> dict:
     grid = []
     for cov in (0.3, 0.4, 0.5, 0.6, 0.7):
         for sim in (0.82, 0.84, 0.85, 0.86, 0.87, 0.88, 0.90):
-            accepted = {k: sum(c >= cov and s >= sim and f for c, s, f in v) / max(len(v), 1) for k, v in rows.items()}
+            accepted = {k: sum(c >= cov and s >= sim and f for c, s, f, _ in v) / max(len(v), 1) for k, v in rows.items()}
             grid.append({"min_coverage": cov, "min_similarity": sim, **accepted})
     return {"questions": len(usable), "sentences": {k: len(v) for k, v in rows.items()},
-            "rows": {k: [list(map(float, r[:2])) + [bool(r[2])] for r in v] for k, v in rows.items()}, "grid": grid}
+            "rows": {k: [[float(r[0]), float(r[1]), bool(r[2]), r[3]] for r in v] for k, v in rows.items()}, "grid": grid}
 
 
 def print_calibration(result: dict) -> None:
@@ -129,6 +129,11 @@ def print_calibration(result: dict) -> None:
     print(table(["MIN_COVERAGE", "MIN_SIMILARITY", *(f"{k}: kept" for k in kinds)],
                 [[g["min_coverage"], g["min_similarity"], *(f"{g[k]:.3f}" for k in kinds)] for g in result["grid"]]))
     print(f"(current: MIN_COVERAGE {MIN_COVERAGE}, MIN_SIMILARITY {MIN_SIMILARITY})")
+    for kind, rows in result["rows"].items():
+        wrong = [r for r in rows if (r[0] >= MIN_COVERAGE and r[1] >= MIN_SIMILARITY and r[2]) != (kind == "supported")]
+        print(f"\n{kind}: {len(wrong)} of {len(rows)} {'refused' if kind == 'supported' else 'kept'} at the current thresholds")
+        for c, sim, f, text in wrong:
+            print(f"  coverage {c:.2f} similarity {sim:.3f} facts {'ok' if f else 'missing'}  {text}")
 
 
 # ---------------------------------------------------------------- the written answers

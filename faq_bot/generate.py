@@ -358,16 +358,18 @@ class SupportChecker:
         self.passages = list(passages)
         self.keys = {p.n: match_key(f"{p.title} {p.section} {p.text}") for p in self.passages}
         self.fact_keys = {p.n: fact_key(f"{p.title} {p.section} {p.text}") for p in self.passages}
-        units: list[tuple[int, str]] = []
+        self._units: list[tuple[int, str]] = []
         for p in self.passages:
-            units += [(p.n, s) for s in _passage_sentences(p.text)] + [(p.n, p.text.strip("…"))]
-        self._owners = np.array([n for n, _ in units])
-        self._vectors = _vectors(searcher, [t for _, t in units])
+            self._units += [(p.n, s) for s in _passage_sentences(p.text)] + [(p.n, p.text.strip("…"))]
+        self._owners = np.array([n for n, _ in self._units])
+        self._vectors: np.ndarray | None = None      # on the first check: the model is still reading then
 
     def supports(self, text: str) -> list[Support]:
         """Every passage's support of a sentence (without its markers)."""
         concepts = self.searcher.analyse(text).concepts
         sentence_facts = facts(text)
+        if self._vectors is None:
+            self._vectors = _vectors(self.searcher, [t for _, t in self._units])
         if len(self._owners):
             sims = self._vectors @ self.searcher.embedder.embed_passages([text])[0].astype(np.float32)
         else:
