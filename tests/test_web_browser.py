@@ -312,9 +312,7 @@ _WATCH_CHAT = """() => {
 
 @pytest.mark.llm
 def test_gradio_chat_streams_the_written_answer(llm_web, page, output_dir):
-    page.goto(llm_web.url + "/")
-    box = page.locator("#faq-question textarea")
-    box.wait_for(timeout=60_000)
+    box = _open_chat(page, llm_web.url)
     page.evaluate(_WATCH_CHAT)
     box.fill("What toolkit did the team use for speech recognition in the contest?")
     box.press("Enter")
