@@ -26,6 +26,7 @@ extractive one.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -539,27 +540,9 @@ class Writer:
         messages = build_messages(question, earlier, passages, language)
         shown: list[str] = []
         refused = False
-        buffer = ""
         try:
-            for delta in self._deltas(messages, started, stop, gen):
-                if gen.first_token_s is None:
-                    gen.first_token_s = self.clock() - started
-                gen.raw_text += delta
-                buffer += delta
-                pieces, buffer = split_written(buffer, final=False)
-                for text in self._verify(pieces, checker, gen, traditional, shown):
-                    if text is None:
-                        refused = True
-                        break
-                    if gen.first_shown_s is None:
-                        gen.first_shown_s = self.clock() - started
-                    yield Token(text)
-                if refused:
-                    break
-            else:
-                if stop is not None and stop.is_set():
-                    return
-                pieces, _ = split_written(buffer, final=gen.finish != "length")
+            pieces = self._pieces(self._deltas(messages, started, stop, gen), gen, started, stop)
+            with contextlib.closing(pieces):      # on a refusal the endpoint's stream is closed at once
                 for text in self._verify(pieces, checker, gen, traditional, shown):
                     if text is None:
                         refused = True
@@ -585,7 +568,22 @@ class Writer:
         gen.outcome = "written"
         yield Final(dataclasses.replace(extractive, mode="generated", text="".join(shown), generation=gen))
 
-    def _verify(self, pieces: list[Piece], checker: SupportChecker, gen: Generation, traditional: bool,
+    def _pieces(self, deltas: Iterator[str], gen: Generation, started: float,
+                stop: threading.Event | None) -> Iterator[Piece]:
+        """The model's sentences as each is complete (the raw text is kept in `gen`)."""
+        buffer = ""
+        with contextlib.closing(deltas):
+            for delta in deltas:
+                if gen.first_token_s is None:
+                    gen.first_token_s = self.clock() - started
+                gen.raw_text += delta
+                buffer += delta
+                pieces, buffer = split_written(buffer, final=False)
+                yield from pieces
+        if stop is None or not stop.is_set():      # a cut at max_tokens: the unfinished sentence goes
+            yield from split_written(buffer, final=gen.finish != "length")[0]
+
+    def _verify(self, pieces: Iterable[Piece], checker: SupportChecker, gen: Generation, traditional: bool,
                 shown: list[str]) -> Iterator[str | None]:
         """The text to show for each complete sentence (None: the model said the passages do not
         answer); unsupported sentences are counted and skipped."""
