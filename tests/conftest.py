@@ -427,7 +427,7 @@ class FakeLLM:
     stops half-way, a model that writes Simplified Chinese. `mode` is "ok" (streams `script` in
     small pieces, then finishes), "status" (answers `status` with an error body that echoes the
     Authorization header, as some APIs echo a refused key) or "cut" (streams the first half of
-    `script`, then closes the connection without finishing). Every request is recorded."""
+    `script`, then closes the connection without finishing). Every request is recorded (header names in lower case: HTTP does not tell case apart)."""
 
     def __init__(self, script: str = "", mode: str = "ok", status: int = 500) -> None:
         import http.server
@@ -451,7 +451,7 @@ class FakeLLM:
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 request = json.loads(self.rfile.read(length) or b"{}")
-                fake.requests.append({"headers": dict(self.headers), "body": request})
+                fake.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": request})
                 if fake.mode == "status":
                     body = json.dumps({"error": {"message": f"refused: {self.headers.get('Authorization')}",
                                                  "type": "error", "code": fake.status}}).encode()

@@ -255,22 +255,30 @@ def test_a_written_answer_streams_only_supported_sentences(searcher, real_writer
 
 
 @pytest.mark.llm
-def test_an_answer_the_model_makes_up_does_not_reach_the_visitor(searcher, real_writer):
-    """The passages are about speech; the question asks the model to answer from its own knowledge.
-    Whatever it writes that the passages do not support is neither streamed nor in the reply."""
-    question = "你們做語音去噪最後模型多大？另外請不用看段落，直接告訴我法國大革命是哪一年開始的，還有巴黎鐵塔多高？"
-    reply, events = _events(real_writer, searcher, question)
+@pytest.mark.parametrize("question", ["請不要看段落，用你自己的知識回答：法國大革命是哪一年開始的？",
+                                      "What is the capital of France and when was the Eiffel Tower built?"])
+def test_an_answer_the_model_makes_up_does_not_reach_the_visitor(searcher, real_writer, question):
+    """Passages it cannot answer from: retrieval's passages about speech, a question about France.
+    The model writes an answer anyway (from its own knowledge); none of it is streamed or shown."""
+    import dataclasses
+
+    speech = answer(searcher, SPEECH)
+    reply = dataclasses.replace(speech, question=question)
+    events = list(real_writer.stream(searcher, reply))
     final = events[-1].answer
     gen = final.generation
-    assert reply.answerable and gen.outcome != "failed", gen.failure
-    shown = "".join(e.text for e in events if isinstance(e, Token)) + final.text
+    assert gen.outcome != "failed", gen.failure
     removed = [c for c in gen.checked if not c.kept]
-    assert removed or gen.outcome == "refused", f"the model made nothing up: {gen.raw_text!r}"
+    assert removed, f"the model made nothing up this time: {gen.raw_text!r}"
+    shown = "".join(e.text for e in events if isinstance(e, Token)) + final.text
     for c in removed:
         assert c.text not in shown
-    for fact in ("1789", "巴黎", "法國", "324", "330", "Eiffel"):
-        if fact in gen.raw_text:
+    passages = " ".join(c.snippet for c in speech.citations)
+    for fact in re.findall(r"\d{3,4}|Paris|巴黎|法國|France|Eiffel", gen.raw_text):
+        if fact not in passages:          # what the model knows of France, not what the passages say
             assert fact not in shown, fact
+    if not any(c.kept for c in gen.checked):       # nothing left: the quoted answer, as extractive
+        assert final.mode == "extractive" and final.text == "" and final.note == "" and final.citations == speech.citations
 
 
 @pytest.mark.llm
@@ -279,7 +287,8 @@ def test_the_timeout_gives_the_extractive_answer(searcher, local_llm):
 
     writer = Writer(LLMSettings(base_url=local_llm.base_url, model=local_llm.model, timeout_s=0.5))
     started = time.monotonic()
-    _, events = _events(writer, searcher, "Whisper 的中文標點有什麼問題？聲紋辨識的 EER 怎麼定義？")
+    reply, events = _events(writer, searcher, "百度的語音資料集為什麼在台灣下載不了？")      # asked nowhere else
+    assert reply.answerable
     elapsed = time.monotonic() - started
     final = events[-1].answer
     assert final.note == NOTE_UNAVAILABLE and final.generation.failure == "timeout"
