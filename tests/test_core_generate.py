@@ -118,6 +118,19 @@ def test_a_sentence_is_kept_only_where_a_passage_supports_it(searcher):
     assert not unknown_name.kept
 
 
+def test_a_passage_label_copied_from_the_prompt_is_not_an_answer(searcher):
+    reply = answer(searcher, SPEECH)
+    passages = passages_of(reply)
+    checker = SupportChecker(searcher, passages)
+    p = passages[0]
+    label = f"{p.title} › {p.section}" if p.section else p.title
+    assert label in build_messages(SPEECH, [], passages, "zh")[1]["content"]
+    for echo in (f"{label} [1]", f"{p.title}。[1]", f"{label} 最後我們的模型大小是經過優化的 9 MB [1]。"):
+        checked = checker.check(echo)
+        assert not checked.kept and checked.citations == [], echo
+    assert checker.check("最後我們的模型大小是經過優化的 9 MB [1]。").kept
+
+
 def test_a_wrong_citation_is_corrected_to_the_supporting_passage(searcher):
     rag, speech = (answer(searcher, q).citations[0] for q in ("混合檢索是怎麼做的", SPEECH))
     passages = [Passage(1, rag.title, rag.section, rag.snippet), Passage(2, speech.title, speech.section, speech.snippet)]
