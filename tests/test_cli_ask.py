@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from conftest import FIXTURE_CONFIG, run_cli
+from helpers import FIXTURE_CONFIG, run_cli
 
 
 def _ask(index, question: str, *extra: str):
@@ -77,7 +77,7 @@ def test_bad_questions_are_refused_with_the_reason(fixture_index, question, mess
 # ---------------------------------------------------------------- written answers (--llm)
 
 def _llm_config(tmp_path, base_url: str, model: str):
-    from conftest import FIXTURES, llm_settings, write_config
+    from helpers import FIXTURES, llm_settings, write_config
 
     return write_config(tmp_path / "sources.yaml", [
         {"name": "site", "path": str(FIXTURES / "site"), "base_url": "https://example.org/", "url_rule": "jekyll"},
@@ -110,7 +110,7 @@ def test_ask_llm_without_an_endpoint_says_what_to_configure(fixture_index):
 
 
 def test_ask_llm_with_the_endpoint_down_still_answers(fixture_index, tmp_path):
-    from conftest import free_port
+    from helpers import free_port
 
     config = _llm_config(tmp_path, f"http://127.0.0.1:{free_port()}/v1", "m")
     result = run_cli("ask", "--config", str(config), "--index", str(fixture_index), "--llm", "你們做語音去噪最後模型多大？")

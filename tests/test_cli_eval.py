@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from conftest import FIXTURE_CONFIG, FIXTURES, run_cli
+from helpers import FIXTURE_CONFIG, FIXTURES, run_cli
 
 METRICS = ("answer@evidence", "page@1", "page@5", "evidence@5", "mrr@10", "abstention")
 
@@ -104,7 +104,7 @@ def test_quality_gate_exits_1_below_a_floor(fixture_index):
 @pytest.mark.llm
 def test_eval_mode_llm_never_holds_less_of_the_answer_than_the_quotes(fixture_index, local_llm, tmp_path):
     """The written reply is scored on what the visitor reads: its text and the passages under it."""
-    from conftest import llm_settings, write_config
+    from helpers import llm_settings, write_config
 
     config = write_config(tmp_path / "sources.yaml", [
         {"name": "site", "path": str(FIXTURES / "site"), "base_url": "https://example.org/", "url_rule": "jekyll"},

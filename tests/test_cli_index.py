@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from conftest import (FIXTURE_CONFIG, free_port, index_copy, live_chunks, minilm_model, run_cli, search_one,
+from helpers import (FIXTURE_CONFIG, free_port, index_copy, live_chunks, minilm_model, run_cli, search_one,
                       serve_folder, write_config)
 
 

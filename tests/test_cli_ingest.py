@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import (FIXTURE_CONFIG, FIXTURES, index_copy, live_chunks, run_cli, summary_line, tree_state,
+from helpers import (FIXTURE_CONFIG, FIXTURES, index_copy, live_chunks, run_cli, summary_line, tree_state,
                       write_config)
 
 

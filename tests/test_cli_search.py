@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import FIXTURE_CONFIG, ROOT, questions_jsonl, run_cli, search_jsonl, search_one
+from helpers import FIXTURE_CONFIG, ROOT, questions_jsonl, run_cli, search_jsonl, search_one
 
 HIT_KEYS = {"source", "path", "url", "title", "section", "text", "score"}
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import live_chunks, run_cli, write_config
+from helpers import live_chunks, run_cli, write_config
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ every command's tests)."""
 from __future__ import annotations
 
 import pytest
-from conftest import write_config
+from helpers import write_config
 
 from faq_bot.config import ConfigError, LLMSettings, load_config
 

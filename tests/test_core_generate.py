@@ -7,7 +7,7 @@ import logging
 import re
 
 import pytest
-from conftest import FIXTURE_CONFIG, FakeLLM
+from helpers import FIXTURE_CONFIG, FakeLLM
 
 from faq_bot.answer import answer
 from faq_bot.config import LLMSettings, load_config, with_overrides
@@ -218,7 +218,7 @@ def test_an_endpoint_failure_gives_the_extractive_answer_with_a_note(searcher, m
 
 
 def test_an_unreachable_endpoint_gives_the_extractive_answer(searcher):
-    from conftest import free_port
+    from helpers import free_port
 
     writer = Writer(LLMSettings(base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", timeout_s=10))
     _, events = _events(writer, searcher, SPEECH)

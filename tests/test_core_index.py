@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (FIXTURE_CONFIG, FIXTURES, ROOT, index_copy, live_chunks, minilm_model, run_cli, search_one,
+from helpers import (FIXTURE_CONFIG, FIXTURES, ROOT, index_copy, live_chunks, minilm_model, run_cli, search_one,
                       site_copy, summary_line, tree_state, write_config)
 
 

@@ -1,5 +1,5 @@
 """ingest()'s progress callback, which a server building its first index shows as "正在建立索引… 42%"."""
-from conftest import site_copy
+from helpers import site_copy
 
 from faq_bot.config import load_config, with_overrides
 from faq_bot.ingest import ingest

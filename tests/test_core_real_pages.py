@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEV_QUESTIONS, PORTAL, PRODUCT_CONFIG, live_chunks, questions_jsonl, requires_corpus, run_cli
+from helpers import DEV_QUESTIONS, PORTAL, PRODUCT_CONFIG, live_chunks, questions_jsonl, requires_corpus, run_cli
 
 pytestmark = requires_corpus
 

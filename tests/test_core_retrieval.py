@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import FIXTURES, questions_jsonl, run_cli, search_jsonl, write_config
+from helpers import FIXTURES, questions_jsonl, run_cli, search_jsonl, write_config
 
 ANSWERABLE = {
     "语音去噪模型有多大": "speech.md",                       # Simplified, the page is Traditional

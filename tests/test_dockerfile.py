@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 
-from conftest import PRODUCT_CONFIG, ROOT
+from helpers import PRODUCT_CONFIG, ROOT
 
 from faq_bot.config import load_config
 

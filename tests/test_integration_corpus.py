@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEV_QUESTIONS, PRODUCT_CONFIG, SHARED_CORPUS, live_chunks, requires_corpus, run_cli
+from helpers import DEV_QUESTIONS, PRODUCT_CONFIG, SHARED_CORPUS, live_chunks, requires_corpus, run_cli
 
 SOURCES = {"deep-learning-101.github.io", "Speech-Processing-Paper", "Natural-Language-Processing-Paper",
            "Computer-Vision-Paper"}

@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import run_cli, start_server
+from helpers import run_cli, start_server
 
 PORTAL = "https://deep-learning-101.github.io"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import start_server
+from helpers import start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
@@ -142,7 +142,7 @@ def _feedback_records(server) -> list[dict]:
 def test_gradio_follow_up_and_feedback_are_logged(server, page, output_dir):
     import time
 
-    from conftest import run_cli
+    from helpers import run_cli
 
     box = _open_chat(page, server.url)
     chat = page.locator("#faq-chat")
@@ -179,7 +179,7 @@ def test_chat_and_widget_show_progress_while_the_index_is_pulled(tmp_path, brows
     """A server started with no index, pulling settings.index_url (held at half way by the file
     server): the chat shows "正在下載索引… 50%" above the conversation and as its reply, the widget a
     short notice instead of an error; once the download ends the same page answers."""
-    from conftest import GatedFile, start_empty_server, wait_for_health
+    from helpers import GatedFile, start_empty_server, wait_for_health
 
     gated = GatedFile(fixture_archive.read_bytes())
     proc, url, _ = start_empty_server(tmp_path, {"index_url": gated.url})

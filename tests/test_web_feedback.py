@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import free_port, http_json, run_cli, start_empty_server, wait_for_health, write_config
+from helpers import free_port, http_json, run_cli, start_empty_server, wait_for_health, write_config
 
 DEAD_HUB = {"HF_TOKEN": "hf_test", "HF_HUB_DISABLE_TELEMETRY": "1"}
 

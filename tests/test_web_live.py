@@ -7,7 +7,7 @@ import shutil
 import time
 
 import pytest
-from conftest import FIXTURE_CONFIG
+from helpers import FIXTURE_CONFIG
 
 from faq_bot.answer import answer
 from faq_bot.config import load_config, with_overrides

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_CONFIG
+from helpers import FIXTURE_CONFIG
 
 from faq_bot.answer import answer
 from faq_bot.config import load_config, with_overrides

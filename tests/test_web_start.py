@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import GatedFile, http_json, start_empty_server, wait_for_health
+from helpers import GatedFile, http_json, start_empty_server, wait_for_health
 
 QUESTION = {"question": "你們做語音去噪最後模型多大？"}
 

@@ -10,7 +10,7 @@ import threading
 import urllib.request
 
 import pytest
-from conftest import FakeLLM, ask_stream, http_json, llm_settings, read_sse, start_server
+from helpers import FakeLLM, ask_stream, http_json, llm_settings, start_server
 
 from faq_bot.generate import NOTE_UNAVAILABLE, facts, fact_key, missing_facts, parse_sentence, split_written
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import (DEV_QUESTIONS, FIXTURES, PRODUCT_CONFIG, ROOT, http_json, serve_folder, start_empty_server,
+from helpers import (DEV_QUESTIONS, FIXTURES, PRODUCT_CONFIG, ROOT, http_json, serve_folder, start_empty_server,
                       wait_for_health, write_config)
 
 WORKFLOW = ROOT / ".github" / "workflows" / "refresh-index.yml"
