@@ -265,13 +265,23 @@ def test_the_chat_and_its_ratings_share_the_rate_limit(tmp_path, fixture_index, 
 
 # ---------------------------------------------------------------- written answers, streamed
 
-# Records what the widget's log shows as it changes: the text being written, then the answer.
+# Records the text being written as the widget's log changes. It reads the changed nodes of each
+# mutation record, not the log as it is when the observer runs: when the last tokens and the final
+# answer arrive in one network read, the writing element is added, filled and replaced in one task,
+# and is already gone from the log by then.
 _WATCH_WIDGET = """() => {
   const root = document.querySelector('#faq-bot-widget').shadowRoot;
   window.__writing = [];
-  new MutationObserver(() => {
-    const w = root.querySelector('.msg.writing p');
-    if (w && w.textContent && window.__writing[window.__writing.length - 1] !== w.textContent) window.__writing.push(w.textContent);
+  new MutationObserver((records) => {
+    for (const r of records) {
+      const target = r.target.nodeType === 3 ? r.target.parentElement : r.target;
+      const found = [...r.addedNodes].filter(n => n.classList && n.classList.contains('writing'));
+      const inside = target && target.closest ? target.closest('.msg.writing') : null;
+      for (const w of (inside ? [inside] : []).concat(found)) {
+        const text = w.querySelector('p') ? w.querySelector('p').textContent : '';
+        if (text && window.__writing[window.__writing.length - 1] !== text) window.__writing.push(text);
+      }
+    }
   }).observe(root.querySelector('.log'), {childList: true, subtree: true, characterData: true});
 }"""
 
