@@ -3,8 +3,10 @@ HTTP and SSE clients, a fake OpenAI-compatible endpoint for the statuses a real 
 give on demand. The fixtures that build on these live in conftest.py."""
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import threading
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -217,14 +219,19 @@ def serve_folder(folder: Path) -> FileServer:
     raise RuntimeError("http.server did not start within 30 s")
 
 
+def serve_in_thread(handler: type) -> http.server.ThreadingHTTPServer:
+    """A threaded HTTP server on a free localhost port, serving from a daemon thread."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
 class GatedFile:
     """One file over HTTP from a thread of the test process: the first half at once, the rest only
     after `release()`, so a test sees a server mid-download for as long as it needs."""
 
     def __init__(self, data: bytes, name: str = "index.tar.gz") -> None:
-        import http.server
-        import threading
-
         self.data, self.name = data, name
         self.gate = threading.Event()
         self.requests = 0
@@ -248,10 +255,8 @@ class GatedFile:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = serve_in_thread(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def release(self) -> None:
         self.gate.set()
@@ -362,9 +367,6 @@ class FakeLLM:
     `script`, then closes the connection without finishing). Every request is recorded (header names in lower case: HTTP does not tell case apart)."""
 
     def __init__(self, script: str = "", mode: str = "ok", status: int = 500) -> None:
-        import http.server
-        import threading
-
         self.script, self.mode, self.status = script, mode, status
         self.requests: list[dict] = []
         fake = self
@@ -420,10 +422,8 @@ class FakeLLM:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = serve_in_thread(Handler)
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
         self.httpd.shutdown()
