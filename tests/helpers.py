@@ -219,6 +219,13 @@ def serve_folder(folder: Path) -> FileServer:
     raise RuntimeError("http.server did not start within 30 s")
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that does not print a line per request into the test output."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 def serve_in_thread(handler: type) -> http.server.ThreadingHTTPServer:
     """A threaded HTTP server on a free localhost port, serving from a daemon thread."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -237,7 +244,7 @@ class GatedFile:
         self.requests = 0
         gated = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):  # noqa: N802 -- http.server's naming
                 gated.requests += 1
                 if self.path != "/" + gated.name:
@@ -251,9 +258,6 @@ class GatedFile:
                 self.wfile.flush()
                 gated.gate.wait(300)
                 self.wfile.write(gated.data[half:])
-
-            def log_message(self, *args):
-                pass
 
         self.httpd = serve_in_thread(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
@@ -371,7 +375,7 @@ class FakeLLM:
         self.requests: list[dict] = []
         fake = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):  # noqa: N802 -- http.server's naming
@@ -418,9 +422,6 @@ class FakeLLM:
                          "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
                 self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
                 self.wfile.flush()
-
-            def log_message(self, *args):
-                pass
 
         self.httpd = serve_in_thread(Handler)
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
