@@ -44,7 +44,7 @@ from .answer import Answer, previous_questions
 from .config import LLMSettings, check_llm
 from .policy import coverage
 from .retrieve import STOPWORDS, Searcher, _looks_like_name
-from .textproc import is_latin, looks_simplified, match_key, sentence_key, split_sentences, to_traditional
+from .textproc import is_latin, looks_simplified, match_key, split_sentences, to_traditional
 
 log = logging.getLogger("faq_bot.generate")
 
@@ -431,7 +431,7 @@ def _passage_sentences(text: str) -> list[str]:
 def _vectors(searcher: Searcher, texts: list[str]) -> np.ndarray:
     """Passage vectors of `texts`: stored at ingest where the index has them, else embedded now."""
     index = searcher.index
-    rows = [index.sentence_rows.get(sentence_key(t)) if index.sentence_vectors is not None else None for t in texts]
+    rows = searcher.stored_sentence_rows(texts)
     dim = index.manifest.dim
     out = np.zeros((len(texts), dim), dtype=np.float32)
     missing = [i for i, r in enumerate(rows) if r is None]

@@ -352,14 +352,19 @@ class Searcher:
                 break
         return list(best.items())
 
+    def stored_sentence_rows(self, sentences: list[str]) -> list[int | None]:
+        """Each sentence's row in the sentence vectors stored at ingest (None: not stored)."""
+        if self.index.sentence_vectors is None:
+            return [None] * len(sentences)
+        rows = self.index.sentence_rows
+        return [rows.get(sentence_key(t)) for t in sentences]
+
     def _score_sentences(self, hits: list[Hit], vector: np.ndarray) -> None:
         """Each hit's sentences' cosine with the question, from the vectors stored at ingest."""
         table = self.index.sentence_vectors
-        rows = self.index.sentence_rows
         q = vector[0].astype(np.float32)
         for hit in hits:
-            sentences = split_sentences(hit.chunk.text)
-            found = [rows.get(sentence_key(t)) for t in sentences]
+            found = self.stored_sentence_rows(split_sentences(hit.chunk.text))
             known = [r for r in found if r is not None]
             sims = iter((table[known].astype(np.float32) @ q).tolist() if known and table is not None else [])
             hit.sentence_scores = [next(sims) if r is not None else math.nan for r in found]
