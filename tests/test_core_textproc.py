@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from faq_bot.textproc import (
+    WordCutter,
     analyser_fingerprint, contains_term, is_latin, match_key, name_key, normalize, split_sentences, word_cutter)
 
 
@@ -71,7 +72,7 @@ def test_the_part_of_speech_tagger_is_built_once_when_many_threads_ask_at_once(m
 
     import jieba.posseg
 
-    from faq_bot.textproc import WordCutter
+
 
     built = []
 
@@ -96,3 +97,24 @@ def test_the_part_of_speech_tagger_is_built_once_when_many_threads_ask_at_once(m
         t.join()
     assert len(built) == 1 and len(found) == 8 and all(nouns == found[0] for nouns in found)
     assert "模型" in found[0]
+
+
+def test_nouns_of_dictionary_words_are_the_taggers_and_a_made_up_word_goes_through_the_tagger():
+    """The dictionary's own tags stand in for the tagger when every word is the dictionary's (the
+    tagger would cut and tag them the same way); a word jieba's HMM made up is tagged by the tagger."""
+    import jieba.posseg
+
+    cutter = WordCutter()
+    cutter.nouns("暖身")
+    tagger = jieba.posseg.POSTokenizer(cutter._jieba)
+
+    def tagged(text: str) -> list[str]:
+        return [w for w, flag in tagger.cut(normalize(text)) if flag.startswith("n") and not w.isascii()]
+
+    for text in ["怎麼申請台灣護照？", "語音去噪模型的大小是多少", "LSTM 裡面有哪幾個門？", "請推薦好吃的牛肉麵",
+                 "學習率按線性縮放規則應該怎麼調的時候"]:
+        assert all(len(w) < 2 or w.isascii() or cutter.known(w) for w in cutter.words(normalize(text)))
+        assert cutter.nouns(text) == tagged(text), text
+    made_up = "鼻嘎獸很可愛"                    # 鼻嘎獸: put together by jieba's HMM
+    assert not all(cutter.known(w) for w in cutter.words(made_up) if len(w) >= 2)
+    assert cutter.nouns(made_up) == tagged(made_up)
