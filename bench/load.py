@@ -14,7 +14,8 @@ Starts `faq-bot serve` on a free localhost port over an index (default: bench/ou
    is answered from memory;
 4. the realistic mix: 80% of requests on 20 questions (dev.yaml's first 20), 20% never asked before;
 5. with --soak S: the mix for S seconds, with `faq-bot ingest` of one changed page (a copy of the
-   corpus, into this index) half way through; the server's RSS sampled every 10 s.
+   corpus) half way through; the server then answers from a copy of --index (the ingest writes its
+   build there, not into --index); the server's RSS sampled every 10 s.
 
 Prints answers/s, p50/p95/max, errors and the server's RSS (start, end, peak) per phase, and the
 targets of issue 9. Each phase's JSON goes to bench/out/load.json.
@@ -281,7 +282,8 @@ def run_clients(port: int, clients: int, seconds: float, pick: Callable[[random.
             "p50_ms": round(percentile(latencies, 50) * 1000, 1), "p95_ms": round(percentile(latencies, 95) * 1000, 1),
             "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
             "errors": len(errors), "error_kinds": sorted(set(errors)),
-            "rss_start_mb": round(rss[0], 1), "rss_end_mb": round(rss[-1], 1), "rss_max_mb": round(max(rss), 1)}
+            "rss_start_mb": round(rss[0], 1), "rss_end_mb": round(rss[-1], 1), "rss_max_mb": round(max(rss), 1),
+            "rss_samples_mb": [round(x, 1) for x in rss]}
 
 
 def ingest_one_changed_page(config_file: str | None, corpus_dir: str, index: str, work: Path) -> dict:
@@ -325,15 +327,23 @@ def main() -> None:
     longs = long_texts(Path(args.index), args.cost_samples)
     bare_questions = [pool.next() for _ in range(BARE_QUESTIONS)]
 
+    work = Path(tempfile.mkdtemp(prefix="faqbot-load-"))
+    served = args.index
+    if args.soak:        # the soak's ingest writes a build: into a copy, never into the caller's index
+        from faq_bot.index import current_build
+
+        build = current_build(Path(args.index))
+        served = str(work / "index")
+        shutil.copytree(build, Path(served) / build.name)
+        (Path(served) / "CURRENT").write_text(build.name + "\n", encoding="utf-8")
     port = free_port()
-    cmd = [sys.executable, "-m", "faq_bot", "serve", "--port", str(port), "--index", args.index, "--rate-limit", "0"]
+    cmd = [sys.executable, "-m", "faq_bot", "serve", "--port", str(port), "--index", served, "--rate-limit", "0"]
     if args.config:
         cmd += ["--config", args.config]
     OUT.mkdir(parents=True, exist_ok=True)
     result: dict = {"machine": machine(), "index": args.index}
     with open(SERVER_LOG, "w", encoding="utf-8") as server_log:   # a file, not an unread pipe that could fill up
         server = subprocess.Popen(cmd, cwd=ROOT, stdout=server_log, stderr=subprocess.STDOUT, text=True)
-    work = Path(tempfile.mkdtemp(prefix="faqbot-load-"))
     try:
         wait_until_up(port, server)
         warm = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -356,7 +366,7 @@ def main() -> None:
             log(f"5/5 soak: the mix for {args.soak:.0f} s, an ingest of one changed page half way")
             ingest: dict = {}
             result["soak"] = run_clients(port, args.clients, args.soak, mix, server.pid, rss_every=10,
-                                         during=lambda: ingest.update(ingest_one_changed_page(args.config, args.corpus, args.index, work)))
+                                         during=lambda: ingest.update(ingest_one_changed_page(args.config, args.corpus, served, work)))
             result["soak"]["ingest"] = ingest
         result["rss_end_mb"] = round(server_rss_mb(server.pid), 1)
         result["rss_peak_mb"] = round(server_rss_mb(server.pid, "VmHWM"), 1)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from helpers import FIXTURE_CONFIG
 
 from faq_bot.answer import answer
 from faq_bot.config import load_config, with_overrides
-from faq_bot.web.live import LiveSearcher
+from faq_bot.web import live as live_module
+from faq_bot.web.live import LiveSearcher, release_memory
 
 
 def _wait_for(condition, what: str, timeout: float = 30.0) -> None:
@@ -107,3 +109,32 @@ def test_the_build_that_failed_is_the_one_recorded(live_index, caplog):
         _wait_for(lambda: live.failed is not None, "the failed load to be recorded")
     assert live.failed == damaged and live.build == served
     assert damaged.name in caplog.text
+
+
+def test_a_switch_hands_the_old_builds_memory_back_once_requests_are_done(live_index, monkeypatch):
+    released = []
+    monkeypatch.setattr(live_module, "RELEASE_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(live_module, "release_memory", lambda: released.append(time.monotonic()))
+    index_dir, live = live_index
+    new = _point_current_at(index_dir, live.build, "build-99990101-000000-000002")
+    _wait_for(lambda: live.get().index.build_dir == new, "the new build to be served")
+    _wait_for(lambda: released, "the memory of the old build to be released")
+    assert len(released) == 1
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the resident set from /proc")
+def test_release_memory_returns_a_fragmented_heap_to_the_system():
+    """What a freed index leaves: most small blocks freed, a few kept between them, so the heap's
+    top never empties and glibc keeps the pages until malloc_trim."""
+    blocks = [bytes(1000) for _ in range(120_000)]          # ~120 MB of heap blocks
+    kept = blocks[::64]
+    del blocks
+    before = _rss_mb()
+    release_memory()
+    after = _rss_mb()
+    assert len(kept) == 1875 and before - after > 60, (before, after)
