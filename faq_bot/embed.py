@@ -169,8 +169,8 @@ class BatchingEmbedder:
     both cores busy (bench/load.py's bare model: 36.1 questions/s one at a time; see bench/README.md
     for the server's figures). No thread waits for a batch to fill: a thread that finds a free lane
     calls the model at once, with every core when nothing else is running or queued; those that
-    arrive meanwhile queue, and the first of them to find a free lane runs its share of the queue in
-    one call (at most `max_texts` texts; queries and passages never share a call, and passages always
+    arrive meanwhile queue, and the first of them to find a free lane runs its share of the queue
+    (`_take`) in one call (at most `max_texts` texts; queries and passages never share a call, and passages always
     get every core). The vectors are the ones each text gets alone (the engine embeds every text of a
     batch separately)."""
 
@@ -209,11 +209,15 @@ class BatchingEmbedder:
         return call.vectors
 
     def _take(self) -> list[_Call]:
-        """The calls of the next batch, oldest first: this lane's share of the queued texts of the
-        oldest call's kind (called with the lock held)."""
+        """The calls of the next batch, oldest first: one lane's share of the queued texts of the
+        oldest call's kind (called with the lock held). A lane that frees while the other is busy
+        takes half the queue, not all of it, so the rest goes to the other lane when it frees
+        rather than waiting behind one long call (in-process, 20 threads on distinct questions,
+        30 s, side by side: p95 619-737 ms against 787-802 taking it all; answers/s 39-47 against
+        42)."""
         kind = self._queue[0].passages
         queued = sum(len(c.texts) for c in self._queue if c.passages == kind)
-        share = min(self.max_texts, -(-queued // (self.lanes - self._running)))
+        share = min(self.max_texts, -(-queued // self.lanes))
         batch = [self._queue.pop(0)]
         size = len(batch[0].texts)
         rest = []

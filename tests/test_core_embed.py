@@ -155,7 +155,8 @@ def test_with_two_lanes_a_question_asked_while_the_model_is_busy_starts_its_own_
     # alone: every core; beside another call: one; each call's thread back to every core after it
     assert gated.threads[:2] == [None, 1]
     assert sorted(t for _, texts in gated.calls for t in texts) == sorted(QUESTIONS)
-    assert len(gated.calls) <= 4 and batching.calls == len(gated.calls)
+    # the five queued questions are shared out: at most three a call (half the queue, rounded up)
+    assert all(len(texts) <= 3 for _, texts in gated.calls) and batching.calls == len(gated.calls)
     for question in QUESTIONS:
         assert np.allclose(out[question], model.embed_queries([question]), atol=1e-6)
 
