@@ -63,3 +63,24 @@ def test_report_reads_the_dataset_layout_and_a_local_file_together(tmp_path):
     assert report.returncode == 0, report.stderr
     assert "questions: 4, unanswered: 2" in report.stdout and "feedback: 1 👍 / 0 👎" in report.stdout
     assert "2  護照" in report.stdout.split("top unanswered:")[1] and "(1 unreadable line(s) skipped)" in report.stdout
+
+
+def test_the_log_file_is_kept_open_readable_at_once_and_reopened_when_moved_away(tmp_path, monkeypatch):
+    from faq_bot.web import feedback as feedback_module
+    from faq_bot.web.feedback import FeedbackLog
+
+    monkeypatch.setattr(feedback_module, "REOPEN_CHECK_SECONDS", 0.0)
+    path = tmp_path / "logs" / "feedback.jsonl"
+    log = FeedbackLog(path)
+    log.question("語音去噪模型多大？", True, channel="api")
+    log.question("怎麼申請台灣護照？", False, channel="api")
+    assert [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines()] == [
+        "語音去噪模型多大？", "怎麼申請台灣護照？"]               # flushed: a reader sees every record at once
+    rotated = tmp_path / "logs" / "feedback-old.jsonl"
+    path.rename(rotated)                                     # the site owner moves the log aside
+    log.question("混合檢索是怎麼做的", True, channel="ui")
+    assert len(rotated.read_text(encoding="utf-8").splitlines()) == 2
+    assert json.loads(path.read_text(encoding="utf-8"))["question"] == "混合檢索是怎麼做的"
+    path.unlink()                                            # or deletes it
+    log.rating("混合檢索是怎麼做的", True, "RRF", channel="ui")
+    assert json.loads(path.read_text(encoding="utf-8"))["type"] == "feedback"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ from pathlib import Path
 log = logging.getLogger("faq_bot.web")
 
 REPO_FOLDER = "visitor-log"       # where the records go in settings.feedback_repo
+REOPEN_CHECK_SECONDS = 2.0        # how often a kept log file is checked against the file at its path
 
 
 def log_folder(feedback_log: Path) -> Path:
@@ -36,6 +38,8 @@ class FeedbackLog:
     def __init__(self, path: Path, repo: str = "", commit_minutes: float = 5) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._file = None
+        self._checked = 0.0
         self._scheduler = None
         if repo:
             stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -64,9 +68,28 @@ class FeedbackLog:
         scheduler = self._scheduler
         # the scheduler's lock: it never uploads a half-written line
         with self._lock, (scheduler.lock if scheduler is not None else contextlib.nullcontext()):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line)
+            f = self._open_file()
+            f.write(line)
+            f.flush()
+
+    def _open_file(self):
+        """The log file, kept open between records (opening it for each one was about a fifth of
+        the CPU of an answer served from memory); opened again when the file at `path` is no longer
+        the one held (moved or deleted by the site owner), checked at most every few seconds."""
+        now = time.monotonic()
+        if self._file is not None and now - self._checked < REOPEN_CHECK_SECONDS:
+            return self._file
+        self._checked = now
+        if self._file is not None:
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self._file.fileno()).st_ino:
+                    return self._file
+            except OSError:
+                pass
+            self._file.close()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+        return self._file
 
     def question(self, question: str, answerable: bool, channel: str) -> None:
         """Every question is counted; unanswered ones are what the owner most wants to see."""
