@@ -6,9 +6,9 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import threading
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
