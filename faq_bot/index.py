@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunk import Chunk
+from .embed import passive_openmp
 
 FORMAT_VERSION = 1
 POINTER = "CURRENT"
@@ -122,6 +123,8 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, bm25_
                 sentence_keys: list[str] | None = None, sentence_vectors: np.ndarray | None = None) -> Path:
     """Write a complete build beside the live one and switch CURRENT to it."""
     import bm25s
+
+    passive_openmp()
     import faiss
 
     index_dir = Path(index_dir)
@@ -226,6 +229,8 @@ def load_index(index_dir: Path, verify: bool = True) -> LoadedIndex:
 def load_build(build: Path, verify: bool = True) -> LoadedIndex:
     """Load one build folder (the live one, or one about to be switched to)."""
     import bm25s
+
+    passive_openmp()
     import faiss
 
     manifest = read_manifest(build)

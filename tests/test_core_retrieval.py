@@ -134,6 +134,28 @@ def test_a_long_question_and_a_long_previous_one_are_searched_in_bounded_parts(f
     assert follow_up.hits[0].chunk.path == "speech.md"
 
 
+def test_one_question_searches_faiss_on_one_thread_and_restores_the_setting(fixture_index):
+    """A one-row search gains nothing from a second OpenMP thread; the calling thread's own setting
+    comes back afterwards (eval and ingest in the same thread keep every core)."""
+    import faiss
+
+    from faq_bot.config import load_config, with_overrides
+    from faq_bot.retrieve import Searcher
+
+    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
+    seen = []
+    dense = searcher._dense
+    searcher._dense = lambda vector, n: seen.append(faiss.omp_get_max_threads()) or dense(vector, n)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        result = searcher.search("語音去噪模型多大？")
+        assert seen == [1] and faiss.omp_get_max_threads() == 2
+        assert result.hits[0].chunk.path == "speech.md"
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def test_a_lone_surrogate_is_not_a_question():
     from faq_bot.retrieve import QuestionError, check_question
 
