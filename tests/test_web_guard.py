@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from faq_bot.retrieve import QuestionError, QuestionTooLong
 from faq_bot.web.guard import (MAX_HISTORY_TURNS, MAX_JSON_DEPTH, RequestError, check_depth, check_history,
@@ -39,6 +41,23 @@ def test_depth_is_refused_over_the_bound_with_the_depth_found():
     with pytest.raises(RequestError, match=f"nested {MAX_JSON_DEPTH + 1} levels deep") as caught:
         check_depth(b"[" * (MAX_JSON_DEPTH + 1))
     assert caught.value.status == 400
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b'"', b"\\", b"a", b","]), max_size=80).map(b"".join))
+def test_the_bracket_count_shortcut_refuses_exactly_what_the_scan_refuses(body):
+    """Bodies with few brackets skip the scan; the answer is the same either way."""
+    too_deep = json_depth(body) > MAX_JSON_DEPTH
+    try:
+        check_depth(body)
+        refused = False
+    except RequestError:
+        refused = True
+    assert refused == too_deep
+
+
+def test_brackets_inside_a_string_send_a_body_to_the_scan_which_lets_it_through():
+    check_depth(b'{"question": "' + b"[" * 100 + b'"}')
 
 
 @pytest.mark.parametrize("body, message", [
