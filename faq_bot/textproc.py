@@ -195,6 +195,12 @@ def traditional_dictionary() -> Path:
     return target
 
 
+# Texts this short (terms, short questions) have their BM25 words remembered, this many of them
+# (a few MB); ingest's passages are longer and are cut each time.
+SHORT_TEXT_CHARS = 64
+SHORT_TEXTS_KEPT = 8192
+
+
 class WordCutter:
     """jieba over the Traditional-friendly dictionary; tokens lower-cased, stopwords dropped."""
 
@@ -208,6 +214,8 @@ class WordCutter:
         self._jieba = jieba.Tokenizer(dictionary=str(traditional_dictionary()))
         self._jieba.tmp_dir = str(_cache_dir())
         self._pos = None
+        self._short_tokens = lru_cache(maxsize=SHORT_TEXTS_KEPT)(self._tokens)
+        self._short_words = lru_cache(maxsize=SHORT_TEXTS_KEPT)(self._words)
         with self._lock:
             self._jieba.initialize()
 
@@ -236,10 +244,24 @@ class WordCutter:
         return self._jieba.FREQ.get(word) is not None
 
     def words(self, text: str) -> list[str]:
-        """Plain segmentation (each character in exactly one word), for reading phrases."""
-        return [w for w in self._jieba.cut(text) if w.strip()]
+        """Plain segmentation (each character in exactly one word), for reading phrases. A short
+        text's is remembered: a question's analysis asks for it twice (its concepts, its nouns)."""
+        if len(text) <= SHORT_TEXT_CHARS:
+            return list(self._short_words(text))
+        return list(self._words(text))
+
+    def _words(self, text: str) -> tuple[str, ...]:
+        return tuple(w for w in self._jieba.cut(text) if w.strip())
 
     def tokens(self, text: str, keep_stopwords: bool = False) -> list[str]:
+        """BM25 words: jieba's search cut of the normalised, lower-cased text, without stop words.
+        Short texts are remembered: a question's analysis cuts ~15 of them (the Chinese and English
+        terms its words bridge to, which recur from question to question) besides the question."""
+        if len(text) <= SHORT_TEXT_CHARS:
+            return list(self._short_tokens(text, keep_stopwords))
+        return list(self._tokens(text, keep_stopwords))
+
+    def _tokens(self, text: str, keep_stopwords: bool) -> tuple[str, ...]:
         text = normalize(text).lower()
         out = []
         for tok in self._jieba.cut_for_search(text):
@@ -249,7 +271,7 @@ class WordCutter:
             if not keep_stopwords and tok in STOPWORDS:
                 continue
             out.append(tok)
-        return out
+        return tuple(out)
 
 
 def analyser_fingerprint() -> dict[str, str]:

@@ -9,7 +9,7 @@ import pytest
 from faq_bot.chunk import Chunk
 from faq_bot.policy import (
     FEATURES, SENTENCE_FEATURES, Calibration, LogisticModel, asks_quantity, calibration_from_dict, calibration_name,
-    choose_quotes, coverage, decide, is_navigation, load_calibration, read_sentences, score_sentences)
+    choose_quotes, coverage, decide, holds, is_navigation, load_calibration, read_sentences, score_sentences)
 from faq_bot.retrieve import Concept, Hit, Query, SearchResult
 from faq_bot.textproc import match_key
 
@@ -51,6 +51,16 @@ def test_coverage_is_weighted_and_uses_alternatives():
     assert coverage(concepts, match_key("語音模型")) == 1.0
     assert coverage(concepts, match_key("模型")) == 0.25
     assert coverage([], "x") == 0.0
+    # a Latin term inside a longer Latin word is not there; a zero-weight concept counts for nothing
+    assert coverage([concept("rag", 1.0)], match_key("object storage")) == 0.0
+    assert coverage([concept("rag", 1.0)], match_key("用 RAG 檢索")) == 1.0
+    assert coverage([concept("rag", 0.0)], match_key("RAG")) == 0.0
+
+
+def test_holds_is_any_alternative_as_contains_term_reads_it():
+    assert holds(concept("speech", 1.0, "語音"), match_key("語音增強"))
+    assert not holds(concept("rag", 1.0, "檢索增強生成"), match_key("storage 與增強"))
+    assert not holds(Concept("空", ("",), 1.0), "anything")
 
 
 def test_navigation_sentences():

@@ -118,3 +118,18 @@ def test_nouns_of_dictionary_words_are_the_taggers_and_a_made_up_word_goes_throu
     made_up = "鼻嘎獸很可愛"                    # 鼻嘎獸: put together by jieba's HMM
     assert not all(cutter.known(w) for w in cutter.words(made_up) if len(w) >= 2)
     assert cutter.nouns(made_up) == tagged(made_up)
+
+
+def test_short_texts_are_cut_once_and_handed_out_as_fresh_lists():
+    """Terms and short questions are remembered; a caller that extends its list (the question's
+    analysis does) does not change what the next caller gets."""
+    cutter = word_cutter()
+    first = cutter.tokens("語音增強模型")
+    first.append("changed")
+    assert cutter.tokens("語音增強模型") == list(cutter._tokens("語音增強模型", False))
+    assert "changed" not in cutter.tokens("語音增強模型")
+    words = cutter.words("語音增強模型多大")
+    words.append("changed")
+    assert cutter.words("語音增強模型多大") == list(cutter._words("語音增強模型多大"))
+    long = "語音增強模型的大小與速度" * 10          # over SHORT_TEXT_CHARS: cut each time, same words
+    assert cutter.tokens(long) == list(cutter._tokens(long, False)) and isinstance(cutter.tokens(long), list)
