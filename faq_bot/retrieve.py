@@ -200,7 +200,7 @@ class Searcher:
         self._df = {word: int(df[wid]) for word, wid in vocab.items() if wid < len(df)}
         self._n_docs = n_docs
         self._max_idf = self._idf_of(0)
-        self._sentence_index, self._sentence_chunks = self._load_sentences()
+        self._sentence_index, self._sentence_chunks, self._chunk_sentence_rows = self._load_sentences()
         import faiss
 
         self._faiss = faiss
@@ -211,17 +211,19 @@ class Searcher:
 
     def _load_sentences(self):
         """A FAISS index over the sentence vectors and, per row, the chunks that hold the sentence:
-        the third candidate list (a question that matches one sentence of a long passage)."""
+        the third candidate list (a question that matches one sentence of a long passage); and per
+        chunk text, its sentences' rows (None: no vector), which every question's hits look up."""
         import faiss
 
         table = self.index.sentence_vectors
         if table is None or not len(table):
-            return None, []
+            return None, [], {}
         holders: list[list[int]] = [[] for _ in range(len(table))]
+        chunk_rows: dict[str, list[int | None]] = {}
         rows = self.index.sentence_rows
         for i, c in enumerate(self.index.chunks):
-            for sentence in split_sentences(c.text):
-                row = rows.get(sentence_key(sentence))
+            found = chunk_rows[c.text] = [rows.get(sentence_key(s)) for s in split_sentences(c.text)]
+            for row in found:
                 if row is not None and (not holders[row] or holders[row][-1] != i):
                     holders[row].append(i)
         # the vectors are stored at half precision: kept so, the scan reads half the memory and one
@@ -229,7 +231,7 @@ class Searcher:
         # start and wait for every question (16,000 sentences, 2 cores; the same top 100)
         dense = faiss.IndexScalarQuantizer(table.shape[1], faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
         dense.add(np.ascontiguousarray(table, dtype=np.float32))
-        return dense, holders
+        return dense, holders, chunk_rows
 
     @classmethod
     def open(cls, config: Config, embedder: Embedder | None = None) -> "Searcher":
@@ -371,7 +373,9 @@ class Searcher:
         table = self.index.sentence_vectors
         q = vector[0].astype(np.float32)
         for hit in hits:
-            found = self.stored_sentence_rows(split_sentences(hit.chunk.text))
+            found = self._chunk_sentence_rows.get(hit.chunk.text)
+            if found is None:
+                found = self.stored_sentence_rows(split_sentences(hit.chunk.text))
             known = [r for r in found if r is not None]
             sims = iter((table[known].astype(np.float32) @ q).tolist() if known and table is not None else [])
             hit.sentence_scores = [next(sims) if r is not None else math.nan for r in found]

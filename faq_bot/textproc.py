@@ -294,7 +294,14 @@ _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|(?<=\.)(?=\s|$)|\n")
 
 def split_sentences(text: str) -> list[str]:
     """Cut at Chinese and Western sentence ends (。！？；.!?) and line breaks, keeping the marks."""
-    return [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
+    return list(_split_sentences(text))
+
+
+# Each question reads the sentences of its top passages three times (their vectors, the policy,
+# the quoted snippet), and the same passages come up question after question.
+@lru_cache(maxsize=8192)
+def _split_sentences(text: str) -> tuple[str, ...]:
+    return tuple(s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s)
 
 
 def sentence_key(sentence: str) -> str:

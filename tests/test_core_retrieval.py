@@ -156,6 +156,21 @@ def test_one_question_searches_faiss_on_one_thread_and_restores_the_setting(fixt
         faiss.omp_set_num_threads(before)
 
 
+def test_sentence_rows_looked_up_at_load_are_the_ones_stored_for_each_passage(fixture_index):
+    """A hit's sentence scores come from rows found once per passage when the index loads; they
+    are the rows the stored sentence keys give."""
+    from faq_bot.config import load_config, with_overrides
+    from faq_bot.retrieve import Searcher
+    from faq_bot.textproc import split_sentences
+
+    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
+    for chunk in searcher.index.chunks:
+        assert searcher._chunk_sentence_rows[chunk.text] == searcher.stored_sentence_rows(split_sentences(chunk.text))
+    hit = searcher.search("語音去噪模型多大？").hits[0]
+    rows = searcher.stored_sentence_rows(split_sentences(hit.chunk.text))
+    assert len(hit.sentence_scores) == len(rows) and any(r is not None for r in rows)
+
+
 def test_a_lone_surrogate_is_not_a_question():
     from faq_bot.retrieve import QuestionError, check_question
 

@@ -133,3 +133,10 @@ def test_short_texts_are_cut_once_and_handed_out_as_fresh_lists():
     assert cutter.words("語音增強模型多大") == list(cutter._words("語音增強模型多大"))
     long = "語音增強模型的大小與速度" * 10          # over SHORT_TEXT_CHARS: cut each time, same words
     assert cutter.tokens(long) == list(cutter._tokens(long, False)) and isinstance(cutter.tokens(long), list)
+
+
+def test_split_sentences_hands_out_fresh_lists_of_the_same_sentences():
+    text = "第一句。第二句！Third one. 第四句"
+    first = split_sentences(text)
+    first.append("changed")
+    assert split_sentences(text) == ["第一句。", "第二句！", "Third one.", "第四句"]
