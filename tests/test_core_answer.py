@@ -78,3 +78,19 @@ def test_markdown_escaping_leaves_numbers_and_words_as_written():
     assert escape_markdown("**粗** _斜_ `碼` ~~刪~~ &amp; a\\b") == \
         "\\*\\*粗\\*\\* \\_斜\\_ \\`碼\\` \\~\\~刪\\~\\~ \\&amp; a\\\\b"
     assert escape_markdown("# 標題\n1. 項目\n- 清單\n  > 引言\n+ 加") == "\\# 標題\n1\\. 項目\n\\- 清單\n  \\> 引言\n\\+ 加"
+
+
+def test_an_answers_json_is_its_dict_made_once_and_a_changed_copy_makes_its_own():
+    import dataclasses
+    import json
+
+    from faq_bot.answer import Answer, Citation
+
+    answer = Answer("模型多大？", True, [Citation(1, "語音", "去噪", "https://x.org/a#b", "模型 9 MB，RTF 0.08。")])
+    body = answer.to_json()
+    assert json.loads(body) == answer.to_dict() and "模型 9 MB".encode() in body   # UTF-8, not \\u escapes
+    assert answer.to_json() is body
+    noted = dataclasses.replace(answer, note="written answer unavailable")
+    assert json.loads(noted.to_json())["note"] == "written answer unavailable"
+    copy = dataclasses.replace(answer)
+    assert copy._json is None and copy == answer                   # the memo takes no part in equality

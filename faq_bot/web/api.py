@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..retrieve import QuestionError
@@ -61,7 +61,7 @@ def api_router(asker: Asker) -> APIRouter:
             result = await run_in_threadpool(asker.ask, payload.get("question"), payload.get("history"), "api")
         except REFUSALS as exc:
             return _refusal(exc)
-        return JSONResponse(result.to_dict())
+        return Response(result.to_json(), media_type="application/json")
 
     @router.post("/api/ask/stream")
     async def ask_stream(request: Request):
