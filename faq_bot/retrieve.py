@@ -201,9 +201,6 @@ class Searcher:
         self._n_docs = n_docs
         self._max_idf = self._idf_of(0)
         self._sentence_index, self._sentence_chunks, self._chunk_sentence_rows = self._load_sentences()
-        import faiss
-
-        self._faiss = faiss
         # the mean chunk vector: a question's cosine with it is its background level on this corpus
         # (e5 scores sit in a narrow band that moves with the question), whatever the corpus size
         vectors = index.vectors() if index.dense.ntotal else np.zeros((1, index.manifest.dim), dtype=np.float32)
@@ -395,12 +392,14 @@ class Searcher:
         """One question's searches on the calling thread alone: a second OpenMP thread has nothing to
         split in a one-row search, and waking it cost ~1 CPU ms a question (2.0 against 1.1 for the
         two searches over the portal). The thread count is OpenMP's per-thread setting: restored."""
-        threads = self._faiss.omp_get_max_threads()
-        self._faiss.omp_set_num_threads(1)
+        import faiss
+
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
         try:
             yield
         finally:
-            self._faiss.omp_set_num_threads(threads)
+            faiss.omp_set_num_threads(threads)
 
     # ------------------------------------------------------------------ search
     def search(self, question: str, k: int = 10, context: str | None = None) -> SearchResult:
