@@ -13,7 +13,7 @@ and the held-out fold is scored with what was fitted without it. The report give
 figures (pooled over folds) by kind, beside the fit on all questions. --write stores the fit on
 all questions, with the held-out figures in its notes.
 
-    python bench/calibrate.py --index DIR [--questions FILE] [--folds 5] [--write]
+    python bench/calibrate.py --index DIR [--questions FILE] [--folds 5] [--draws 8] [--write]
 """
 from __future__ import annotations
 
@@ -63,12 +63,16 @@ def main() -> int:
     parser.add_argument("--config")
     parser.add_argument("--questions", default=str(ROOT.parent / "shared" / "eval" / "dev.yaml"))
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--draws", type=int, default=1,
+                        help="cross-validate over this many fold draws and report the mean (default 1)")
     parser.add_argument("--max-false-abstention", type=float, default=0.03,
                         help="bound on the training folds (default 0.03, under the 0.05 target)")
     parser.add_argument("--write", action="store_true", help="store the fit on all questions")
     args = parser.parse_args()
     if args.folds < 2:
         parser.error("--folds must be at least 2")
+    if args.draws < 1:
+        parser.error("--draws must be at least 1")
     config = with_overrides(load_config(args.config), index_dir=args.index)
     searcher = Searcher.open(config)
     items = load_items(args.questions)
@@ -124,10 +128,14 @@ def main() -> int:
             out[i] = (answered, answered and has)
         return out
 
-    held: dict[int, tuple[bool, bool]] = {}
-    for fold in stratified_folds([item.kind for item in items], args.folds):
-        train = [i for i in range(len(items)) if i not in fold]
-        held.update(predict(fit(train), fold))
+    draws: list[dict[int, tuple[bool, bool]]] = []
+    for draw in range(args.draws):        # draw 0: the folds in file order; then shuffled ones
+        held: dict[int, tuple[bool, bool]] = {}
+        for fold in stratified_folds([item.kind for item in items], args.folds, seed=draw or None):
+            train = [i for i in range(len(items)) if i not in fold]
+            held.update(predict(fit(train), fold))
+        draws.append(held)
+    held = draws[0]
     everything = list(range(len(items)))
     full = fit(everything)
     fitted = predict(full, everything)
@@ -148,21 +156,30 @@ def main() -> int:
             out[kind] = row
         return out
 
-    held_figures, fit_figures = figures(held), figures(fitted)
-    print(f"\n{len(items)} questions, {args.folds}-fold cross-validation: held-out figures (fit on all in brackets)")
+    per_draw = [figures(h) for h in draws]
+    held_figures = {kind: {m: sum(f[kind][m] for f in per_draw) / len(per_draw) for m in row}
+                    for kind, row in per_draw[0].items()}
+    fit_figures = figures(fitted)
+    print(f"\n{len(items)} questions, {args.folds}-fold cross-validation"
+          + (f", mean of {args.draws} fold draws" if args.draws > 1 else "")
+          + ": held-out figures (fit on all in brackets)")
     print(f"{'kind':>11} {'n':>4}  {'answer@evidence':>22}  {'false abstention':>22}  {'abstention':>22}")
     for kind, row in held_figures.items():
         cells = [f"{row[m]:>9.3f} (fit {fit_figures[kind][m]:.3f})" if m in row else "-"
                  for m in ("answer@evidence", "false_abstention", "abstention")]
         print(f"{kind:>11} {int(row['n']):>4}  " + "  ".join(f"{c:>22}" for c in cells))
 
+    if args.draws > 1:
+        print("  per draw, all questions: " + "; ".join(
+            " / ".join(f"{f['all'][m]:.3f}" for m in ("answer@evidence", "false_abstention", "abstention"))
+            for f in per_draw) + "  (answer@evidence / false abstention / abstention)")
     print("\nfit on all: thresholds "
           + ", ".join(f"{k} {v:.3f}" for k, v in full.thresholds.items()))
     for title, model in (("sentence model", full.sentence), ("decision model", full.decision)):
         print(f"  {title} (weight per standard deviation):")
         for name, value, mu in zip(model.features, model.weights, model.mean):
             print(f"    {name:>30}: {value:+.3f}  (mean {mu:.3f})")
-    print("\nheld-out misses:")
+    print("\nheld-out misses (fold draw 0):")
     for i, item in enumerate(items):
         answered, good = held[i]
         if (y[i] and not good) or (not y[i] and answered):
@@ -175,7 +192,7 @@ def main() -> int:
             model=f"{manifest.backend}:{manifest.model}", sentence=full.sentence, decision=full.decision,
             thresholds=full.thresholds,
             notes={"fitted_on": f"{Path(args.questions).name} ({len(items)} questions)",
-                   "fitted_at": time.strftime("%Y-%m-%d"), "folds": args.folds,
+                   "fitted_at": time.strftime("%Y-%m-%d"), "folds": args.folds, "fold_draws": args.draws,
                    "l2": {"decision": DECISION_L2, "sentence": SENTENCE_L2},
                    "max_false_abstention_train": args.max_false_abstention,
                    "held_out": {k: {m: round(v, 3) for m, v in row.items()} for k, row in held_figures.items()}})

@@ -40,3 +40,13 @@ def test_folds_spread_every_kind():
     assert sorted(i for f in folds for i in f) == list(range(9))
     labels = list("aaabbbccc")
     assert all(sorted(labels[i] for i in f) == ["a", "b", "c"] for f in folds)
+
+
+def test_fold_draws_are_shuffled_within_kind_repeatably():
+    labels = list("aaaaaabbbbbbcccccc")
+    draws = [stratified_folds(labels, 3, seed=seed) for seed in range(5)]
+    for folds in draws:
+        assert sorted(i for f in folds for i in f) == list(range(18))
+        assert all(sorted(labels[i] for i in f) == list("aabbcc") for f in folds)
+    assert len({str(folds) for folds in draws}) > 1                 # the draws differ
+    assert stratified_folds(labels, 3, seed=2) == draws[2]          # and each is repeatable
