@@ -210,6 +210,10 @@ class Bridge:
                 return Translation(gram, tuple(candidates[:MAX_TRANSLATIONS]))
         return None
 
+    def knows(self, word: str) -> bool:
+        """Whether the dictionary has the English word (in any of its forms), whatever the corpus uses."""
+        return any(form in self.dictionary for form in word_forms(word))
+
     def translate(self, text: str, known: Callable[[str], int], use_dictionary: bool = True) -> list[Translation]:
         """The English terms of `text` with their Chinese terms, longest match first (up to three
         words: "speech enhancement" before "speech"). Stopwords start or end no term."""

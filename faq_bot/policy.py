@@ -261,7 +261,7 @@ def decision_features(result: SearchResult, sentences: list[ScoredSentence]) -> 
         "agreement": result.agreement,
         # English questions over Chinese pages score lower on every other signal
         "latin": 1.0 if result.query.latin else 0.0,
-        # a noun of the question that no page uses (護照, 世界盃): often what the portal does not cover
+        # a noun of the question that no page writes (護照, 世界盃, passport): often what the portal does not cover
         "unknown_noun": 1.0 if result.query.unknown_nouns else 0.0,
     }
 

@@ -91,7 +91,9 @@ class Query:
     concepts: list[Concept]
     latin: bool                          # written mostly in Latin script (English)
     missing_names: list[str] = field(default_factory=list)   # names (Airflow, Ray Tune) no page holds
-    unknown_nouns: list[str] = field(default_factory=list)   # Chinese nouns no page uses (護照, 牛肉麵)
+    # Chinese nouns no page writes (護照, 牛肉麵), and English words the dictionary knows but neither
+    # the pages nor any translation of them does (passport)
+    unknown_nouns: list[str] = field(default_factory=list)
     translations: list[Translation] = field(default_factory=list)
 
 
@@ -280,6 +282,11 @@ class Searcher:
                      missing_names=query.missing_names, unknown_nouns=query.unknown_nouns,
                      translations=earlier.translations + query.translations)
 
+    def _unknown_noun(self, noun: str) -> bool:
+        """A noun no page writes, not even inside a longer word: 護照 and 光流 are, 時候 is not
+        (the pages write 有時候, which BM25 keeps as one word, so its word count alone says 0)."""
+        return len(noun) >= 2 and not self._df.get(noun.lower()) and name_key(noun) not in self._all_names
+
     def concept_words(self, text: str) -> list[str]:
         """The words a passage should cover to answer `text`: its plain segmentation (each character
         in one word, so 資料集 is not also counted as 資料), lower case, without stop words, and
@@ -319,6 +326,7 @@ class Searcher:
 
         concepts: list[Concept] = []
         seen: set[str] = set()
+        unknown_terms: list[str] = []
         for t in translations:
             alternatives = (match_key(t.english), *(match_key(zh) for zh in t.chinese))
             dfs = [self.term_frequency(zh) for zh in t.chinese]
@@ -330,11 +338,17 @@ class Searcher:
             seen.add(word)
             df = self._df.get(word, 0)
             if latin and word.isascii() and df == 0 and word not in self._all_names:
-                continue   # an English word the pages never write, and no translation: says nothing
+                # An English word the pages never write and no page's term translates. If the
+                # dictionary knows it (passport -> 護照, which no page has), it is what the portal
+                # does not cover, as 護照 is in a Chinese question: it stays, and no passage holds
+                # it. A word no dictionary knows (a typo, a contraction) says nothing.
+                if "'" in word or not self.bridge.knows(word):
+                    continue
+                unknown_terms.append(word)
             aliases = tuple(dict.fromkeys(match_key(en) for en in english_aliases.get(word, [])))
             concepts.append(Concept(word, (match_key(word), *aliases), self._idf_of(df)))
         missing = [p for p in name_phrases(text) if name_key(p) not in self._all_names]
-        unknown = [n for n in self.cutter.nouns(normalized) if len(n) >= 2 and not self._df.get(n.lower())]
+        unknown = [n for n in self.cutter.nouns(normalized) if self._unknown_noun(n)] + unknown_terms
         return Query(text=text, normalized=normalized, words=words, concepts=concepts, latin=latin,
                      missing_names=missing, unknown_nouns=unknown, translations=translations)
 

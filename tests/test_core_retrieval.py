@@ -195,6 +195,36 @@ def test_concept_words_are_plain_words_without_stop_words_or_invented_ones(fixtu
     assert invented and not set(invented) & set(searcher.concept_words("比參數量差不多的網路"))
 
 
+def test_an_unknown_noun_is_one_no_page_writes_even_inside_a_longer_word(fixture_index):
+    from faq_bot.config import load_config, with_overrides
+    from faq_bot.retrieve import Searcher
+    from faq_bot.textproc import name_key
+
+    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
+    assert searcher._unknown_noun("護照")
+    # two characters a page writes side by side across a word boundary: no BM25 word, yet written
+    text = searcher.index.chunks[0].text
+    words = [w for w in searcher.cutter.words(text) if w.strip()]
+    pairs = [a[-1] + b[0] for a, b in zip(words, words[1:])
+             if "\u4e00" <= a[-1] <= "\u9fff" and "\u4e00" <= b[0] <= "\u9fff"]
+    across = next(p for p in pairs if not searcher._df.get(p))
+    assert name_key(across) in name_key(text) and not searcher._unknown_noun(across)
+
+
+def test_an_english_word_the_dictionary_knows_but_no_page_covers_is_kept_as_unknown(fixture_index):
+    """passport -> 護照, which no page writes: a concept no passage holds, and an unknown term, as 護照
+    is in a Chinese question; a word no dictionary knows, or a contraction, says nothing."""
+    from faq_bot.config import load_config, with_overrides
+    from faq_bot.retrieve import Searcher
+
+    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
+    assert searcher.bridge.knows("passport") and searcher.bridge.knows("passports")
+    query = searcher.analyse("How do I renew my passport?")
+    assert "passport" in [c.text for c in query.concepts] and "passport" in query.unknown_nouns
+    query = searcher.analyse("Where is my flurbix? I don't know")
+    assert not {"flurbix", "don't"} & {c.text for c in query.concepts} and query.unknown_nouns == []
+
+
 def test_name_phrases_are_written_like_names_not_capitalised_sentence_openings():
     from faq_bot.retrieve import name_phrases
 
