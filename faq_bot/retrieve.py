@@ -126,6 +126,13 @@ def _looks_like_name(word: str, sentence_initial: bool) -> bool:
     return word[:1].isupper() and not sentence_initial
 
 
+# Languages and scripts: English capitalises them, but they are ordinary words, and on a portal about
+# Chinese speech and text they come up all the time ("Which tool segments Traditional Chinese
+# best?" was refused: no page writes "Traditional Chinese"). They are translated like any word.
+LANGUAGE_WORDS = frozenset({"chinese", "mandarin", "cantonese", "taiwanese", "english", "japanese", "korean",
+                            "traditional", "simplified"})
+
+
 def name_phrases(question: str) -> list[str]:
     """Product and tool names in a question, as adjacent word pairs (or single words): the Latin
     words of a Chinese question; the words written as names in an English one (minus stopwords)."""
@@ -136,7 +143,7 @@ def name_phrases(question: str) -> list[str]:
         for match in _LATIN_TOKEN.finditer(run.group()):
             word = match.group()
             initial = bool(_SENTENCE_START.search(question[:run.start() + match.start()]))
-            is_name = word.lower() not in STOPWORDS and (
+            is_name = word.lower() not in STOPWORDS and word.lower() not in LANGUAGE_WORDS and (
                 not latin or _looks_like_name(word, initial))
             if is_name:
                 groups[-1].append(word.removesuffix("'s").removesuffix("’s"))

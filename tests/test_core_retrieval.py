@@ -233,3 +233,5 @@ def test_name_phrases_are_written_like_names_not_capitalised_sentence_openings()
     assert name_phrases("Ray Tune 做超參數搜尋要怎麼設定？") == ["Ray Tune"]  # Latin words of a Chinese question
     assert name_phrases("What is Facebook's bAbI dataset?") == ["Facebook", "bAbI"]
     assert name_phrases("how big is the speech denoising model?") == []
+    # languages and scripts are capitalised in English, not names
+    assert name_phrases("Which tool segments Traditional Chinese best, Jieba or CKIP?") == ["Jieba", "CKIP"]
