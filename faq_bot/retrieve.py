@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bridge import Translation, load_bridge
+from .bridge import Translation, load_bridge, word_forms
 from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
@@ -289,6 +289,12 @@ class Searcher:
                      missing_names=query.missing_names, unknown_nouns=query.unknown_nouns,
                      translations=earlier.translations + query.translations)
 
+    def _name_written(self, phrase: str) -> bool:
+        """Whether some page writes the name, its last word in any of its forms: English puts an
+        s on names too (APIs, LSTMs, APKs), where the pages write API, LSTM, APK."""
+        *head, last = phrase.split()
+        return any(name_key(" ".join([*head, form])) in self._all_names for form in word_forms(last))
+
     def _unknown_noun(self, noun: str) -> bool:
         """A noun no page writes, not even inside a longer word: 護照 and 光流 are, 時候 is not
         (the pages write 有時候, which BM25 keeps as one word, so its word count alone says 0)."""
@@ -354,7 +360,7 @@ class Searcher:
                 unknown_terms.append(word)
             aliases = tuple(dict.fromkeys(match_key(en) for en in english_aliases.get(word, [])))
             concepts.append(Concept(word, (match_key(word), *aliases), self._idf_of(df)))
-        missing = [p for p in name_phrases(text) if name_key(p) not in self._all_names]
+        missing = [p for p in name_phrases(text) if not self._name_written(p)]
         unknown = [n for n in self.cutter.nouns(normalized) if self._unknown_noun(n)] + unknown_terms
         return Query(text=text, normalized=normalized, words=words, concepts=concepts, latin=latin,
                      missing_names=missing, unknown_nouns=unknown, translations=translations)

@@ -225,6 +225,17 @@ def test_an_english_word_the_dictionary_knows_but_no_page_covers_is_kept_as_unkn
     assert not {"flurbix", "don't"} & {c.text for c in query.concepts} and query.unknown_nouns == []
 
 
+def test_a_name_in_the_plural_is_found_where_the_pages_write_it_in_the_singular(fixture_index):
+    from faq_bot.config import load_config, with_overrides
+    from faq_bot.retrieve import Searcher
+
+    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
+    written = next(w for w in ("API", "GPU", "LSTM", "CNN", "RNN", "BERT") if w.lower() in searcher._all_names)
+    assert searcher.analyse(f"Which {written} works best?").missing_names == []
+    assert searcher.analyse(f"Which {written}s work best?").missing_names == []
+    assert searcher.analyse("Which Zyxwvs work best?").missing_names == ["Zyxwvs"]
+
+
 def test_name_phrases_are_written_like_names_not_capitalised_sentence_openings():
     from faq_bot.retrieve import name_phrases
 
