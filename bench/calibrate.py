@@ -65,8 +65,12 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--draws", type=int, default=1,
                         help="cross-validate over this many fold draws and report the mean (default 1)")
-    parser.add_argument("--max-false-abstention", type=float, default=0.03,
-                        help="bound on the training folds (default 0.03, under the 0.05 target)")
+    # 0: refuse no answerable question of the training folds. On dev.yaml (held out, mean of 8 fold
+    # draws, 2026-12-02) 0 gave answer@evidence 0.793, false abstention 0.031 (paraphrase 0.039),
+    # abstention 0.842, against 0.778 / 0.046 (paraphrase 0.060) / 0.842 with 0.03: a bound above 0
+    # lets a fold's threshold rise to refuse one more unanswerable question, and new questions pay.
+    parser.add_argument("--max-false-abstention", type=float, default=0.0,
+                        help="bound on the training folds (default 0: none refused)")
     parser.add_argument("--write", action="store_true", help="store the fit on all questions")
     args = parser.parse_args()
     if args.folds < 2:
