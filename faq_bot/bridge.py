@@ -203,9 +203,7 @@ class Bridge:
         if not use_dictionary:
             return None
         for variant in variants:
-            # one character (子 for egg, 開 for boil, 中 for Chinese) is in nearly every passage: as a
-            # translation it makes any passage look like it covers the word
-            candidates = [t for t in self.dictionary.get(variant, []) if len(t) >= 2 and known(t)]
+            candidates = [t for t in self.dictionary.get(variant, []) if known(t)]
             if candidates:
                 # the senses this corpus uses most, multi-character terms before single characters
                 candidates.sort(key=lambda t: (len(t) < 2, -known(t)))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bridge import Translation, load_bridge, word_forms
+from .bridge import Translation, load_bridge
 from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
@@ -112,6 +112,9 @@ class SearchResult:
 
 
 _WORD = re.compile(r"\w")
+# The stem of an English contraction (won't, haven't, don't): the word cutter splits off the
+# apostrophe, and "won" or "haven" read alone are other words (won -> 韓元, haven -> 避風港).
+_CONTRACTION = re.compile(r"\b([A-Za-z]+)['’](?:t|s|re|ll|ve|d|m)\b")
 _LATIN_RUN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-']*(?:[ \t]*&?[ \t]*[A-Za-z0-9][A-Za-z0-9+#.\-']*)*")
 _LATIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-']*")
 _SENTENCE_START = re.compile(r"(?:^|[.!?。！？]\s*)$")
@@ -290,10 +293,17 @@ class Searcher:
                      translations=earlier.translations + query.translations)
 
     def _name_written(self, phrase: str) -> bool:
-        """Whether some page writes the name, its last word in any of its forms: English puts an
-        s on names too (APIs, LSTMs, APKs), where the pages write API, LSTM, APK."""
-        *head, last = phrase.split()
-        return any(name_key(" ".join([*head, form])) in self._all_names for form in word_forms(last))
+        """Whether some page writes the name, or, for an acronym's plural (APIs, LSTMs, APKs), its
+        singular. Only after a capital or a digit: the name text has no spaces, so "Keras" cut to
+        "Kera" would be found inside other words."""
+        words = phrase.split()
+        if not words:
+            return False
+        forms = [words[-1]]
+        last = words[-1]
+        if len(last) > 2 and last.endswith("s") and (last[-2].isupper() or last[-2].isdigit()):
+            forms.append(last[:-1])
+        return any(name_key(" ".join([*words[:-1], form])) in self._all_names for form in forms)
 
     def _unknown_noun(self, noun: str) -> bool:
         """A noun no page writes, not even inside a longer word: 護照 and 光流 are, 時候 is not
@@ -340,6 +350,7 @@ class Searcher:
         concepts: list[Concept] = []
         seen: set[str] = set()
         unknown_terms: list[str] = []
+        contracted = {m.group(1).lower() for m in _CONTRACTION.finditer(normalized)}   # won't -> won
         for t in translations:
             alternatives = (match_key(t.english), *(match_key(zh) for zh in t.chinese))
             dfs = [self.term_frequency(zh) for zh in t.chinese]
@@ -351,11 +362,12 @@ class Searcher:
             seen.add(word)
             df = self._df.get(word, 0)
             if latin and word.isascii() and df == 0 and word not in self._all_names:
-                # An English word the pages never write and no page's term translates. If the
-                # dictionary knows it (passport -> 護照, which no page has), it is what the portal
-                # does not cover, as 護照 is in a Chinese question: it stays, and no passage holds
-                # it. A word no dictionary knows (a typo, a contraction) says nothing.
-                if "'" in word or not self.bridge.knows(word):
+                # An English word the pages never write and none of whose dictionary headwords a
+                # page writes. If the dictionary knows it (passport -> 護照, which no page has), it
+                # is what the portal does not cover, as 護照 is in a Chinese question: it stays, and
+                # no passage holds it. A word no dictionary knows (a typo) says nothing, nor does
+                # a contraction's stem.
+                if word in contracted or not self.bridge.knows(word):
                     continue
                 unknown_terms.append(word)
             aliases = tuple(dict.fromkeys(match_key(en) for en in english_aliases.get(word, [])))

@@ -221,8 +221,12 @@ def test_an_english_word_the_dictionary_knows_but_no_page_covers_is_kept_as_unkn
     assert searcher.bridge.knows("passport") and searcher.bridge.knows("passports")
     query = searcher.analyse("How do I renew my passport?")
     assert "passport" in [c.text for c in query.concepts] and "passport" in query.unknown_nouns
-    query = searcher.analyse("Where is my flurbix? I don't know")
-    assert not {"flurbix", "don't"} & {c.text for c in query.concepts} and query.unknown_nouns == []
+    query = searcher.analyse("Where is my flurbix?")
+    assert "flurbix" not in {c.text for c in query.concepts} and query.unknown_nouns == []
+    # the stems the word cutter leaves of contractions are other dictionary words (won -> 韓元)
+    assert searcher.bridge.knows("won") and searcher.bridge.knows("haven")
+    for question in ("Why won't it load?", "I haven't got one."):
+        assert not {"won", "haven"} & set(searcher.analyse(question).unknown_nouns)
 
 
 def test_a_name_in_the_plural_is_found_where_the_pages_write_it_in_the_singular(fixture_index):
@@ -230,10 +234,15 @@ def test_a_name_in_the_plural_is_found_where_the_pages_write_it_in_the_singular(
     from faq_bot.retrieve import Searcher
 
     searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
-    written = next(w for w in ("API", "GPU", "LSTM", "CNN", "RNN", "BERT") if w.lower() in searcher._all_names)
-    assert searcher.analyse(f"Which {written} works best?").missing_names == []
-    assert searcher.analyse(f"Which {written}s work best?").missing_names == []
+    assert "bert" in searcher._all_names and "berts" not in searcher._all_names      # the fixture's pages
+    assert searcher.analyse("Which BERT works best?").missing_names == []
+    assert searcher.analyse("Which BERTs work best?").missing_names == []
     assert searcher.analyse("Which Zyxwvs work best?").missing_names == ["Zyxwvs"]
+    # only an acronym loses its s: a name whose shorter form is written inside other words is not
+    # found there ("Keras" is no "Kera")
+    name = "Bers"                      # "ber" is written (inside "bert"), "bers" is not
+    assert "ber" in searcher._all_names and name.lower() not in searcher._all_names
+    assert searcher.analyse(f"How do I install {name}?").missing_names == [name]
 
 
 def test_name_phrases_are_written_like_names_not_capitalised_sentence_openings():
