@@ -266,13 +266,14 @@ def decision_features(result: SearchResult, sentences: list[ScoredSentence]) -> 
     }
 
 
-# How many quotes come from the first passages in retrieval's order; the rest from the passage whose
-# best sentence the sentence model scores highest among the other candidates. Retrieval orders
-# whole passages well, but an answer's sentence is often in the fourth to sixth passage (evidence
-# in a top-3 passage: 70 of dev.yaml's 85 answerable questions; top 6: 78). On dev.yaml, 5-fold
-# cross-validation over 6 fold draws (sentence model refitted in each), evidence in the reply:
-# 68-70 of 85 questions (mean 0.810) with 2 + 1, against 67-69 (0.800) with 3 in retrieval order.
-RETRIEVAL_ORDER_QUOTES = 2
+# How many quotes come from the first passages in retrieval's order; the rest (if any) from the
+# passages whose best sentence the sentence model scores highest among the other candidates.
+# Measured on dev.yaml, 5-fold cross-validation over 6 fold draws (sentence model refitted in each),
+# evidence in the reply of 85 answerable questions: with RRF 60, 2 + 1 gave 68-70 (mean 69.3)
+# against 67-69 with 3 in order; with RRF 10 (config.py), 3 in order gives 71 in every draw against
+# 69-70 for 2 + 1, and on the check sets (bench/questions, fit on dev.yaml) 32/40 and 24/36 against
+# 31/40 and 24/36: once retrieval puts the answer higher, its order beats the sentence model's.
+RETRIEVAL_ORDER_QUOTES = MAX_QUOTES
 
 
 def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,

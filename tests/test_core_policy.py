@@ -82,19 +82,20 @@ def test_best_sentence_leads_even_in_a_lower_passage():
     assert decision.answerable and decision.quotes[0].text == "最後模型大小是 9 MB。"
 
 
-def test_quotes_are_the_first_passages_then_the_best_other_one_led_by_the_best_never_navigation():
+def test_quotes_are_the_first_passages_best_sentences_led_by_the_best_one_never_navigation():
     concepts = [concept("模型", 1.0), concept("大小", 1.0)]
     hits = [hit("https://a.org/模型 https://b.org/模型", 0.9, "nav.md"),
             hit("模型一。沒有關係。", 0.9, "a.md"), hit("另一個模型的大小。", 0.9, "b.md"),
             hit("第三個模型。", 0.9, "c.md"), hit("第四個模型大小。", 0.9, "d.md")]
     scored = score_sentences(result(hits, concepts), model(SENTENCE_FEATURES, coverage=4.0))
     quotes = choose_quotes(scored)
-    # passages 1 and 2 in retrieval's order (0 is links only), then the best of the others: 4, not 3
-    assert sorted(q.hit_rank for q in quotes) == [1, 2, 4]
-    assert quotes[0].coverage == 1.0 and quotes[-1].text == "模型一。"     # the best leads
-    assert [q.text for q in quotes if q.hit_rank == 1] == ["模型一。"]     # each passage's best sentence
+    # passages 1-3 in retrieval's order (0 is links only); the best of them leads
+    assert [q.hit_rank for q in quotes] == [2, 1, 3]
+    assert [q.text for q in quotes[1:]] == ["模型一。", "第三個模型。"]   # each passage's best sentence
     assert [q.hit_rank for q in choose_quotes(scored, limit=1)] == [1]
-    assert sorted(q.hit_rank for q in choose_quotes(scored, in_order=3)) == [1, 2, 3]
+    # with 2 in order, the third is the best of the others: 4, not 3
+    two_and_one = choose_quotes(scored, in_order=2)
+    assert sorted(q.hit_rank for q in two_and_one) == [1, 2, 4] and two_and_one[0].coverage == 1.0
     assert [q.hit_rank for q in choose_quotes(scored, limit=2, in_order=0)] == [2, 4]   # by score alone
     assert choose_quotes([]) == []
 
