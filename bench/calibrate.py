@@ -46,8 +46,9 @@ SENTENCE_L2 = 1.0
 def sentence_holds_evidence(sentence: ScoredSentence, evidence: str) -> bool:
     """The sentence itself holds the evidence phrase. (Labelling by the passage quoted around it
     instead, as before 2026-12-02, also marks its neighbours, which blurs what an answering
-    sentence looks like: held-out evidence in the reply 0.800 against 0.802 on the same 6 fold
-    draws, with the 2 + 1 quote choice 0.802 against 0.810.)"""
+    sentence looks like. dev.yaml, RRF 60, evidence in the reply held out over the same 6 fold
+    draws: quoting the first three passages, 0.800 with the passage label and 0.802 with this one;
+    with a 2 + 1 quote choice, 0.802 and 0.810.)"""
     return bool(evidence) and evidence in eval_key(sentence.text)
 
 
