@@ -84,7 +84,7 @@ class Settings:
     boilerplate_min_pages: int = 4
     # Candidates taken from each retriever before fusion, and the RRF constant. Cormack et al.'s 60
     # suits many long ranked lists; here three lists of 50 and an answer read from the first few
-    # hits: with 10 the first lists' leaders count for more. dev.yaml (85 answerable), evidence in
+    # hits: with 10 each list's top ranks count for more against its tail. dev.yaml (85 answerable), evidence in
     # a top-3 / top-5 passage: 70 / 75 with 60, 75 / 77 with 10 (73-75 / 74-77 for 2-20; 69 / 76
     # with 120); evidence in the reply, 5-fold cross-validation over 4 fold draws: 0.806 with 60,
     # 0.818 with 10 (0.815-0.832 for 2-20). With bench/questions' two check sets (pages dev.yaml never
