@@ -299,8 +299,8 @@ class Searcher:
         words = phrase.split()
         if not words:
             return False
-        forms = [words[-1]]
         last = words[-1]
+        forms = [last]
         if len(last) > 2 and last.endswith("s") and (last[-2].isupper() or last[-2].isdigit()):
             forms.append(last[:-1])
         return any(name_key(" ".join([*words[:-1], form])) in self._all_names for form in forms)
