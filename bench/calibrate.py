@@ -99,7 +99,7 @@ def main() -> int:
         for i in idx:
             ranked = rank_sentences([copy(s) for s in read[i]], model)
             reply = build_answer(items[i].question, results[i],
-                                 Decision(True, 1.0, "", choose_quotes(ranked), {}))
+                                 Decision(True, 1.0, "", choose_quotes(ranked, pages=[h.chunk.page_id for h in results[i].hits]), {}))
             out[i] = (bool(evidence[i]) and evidence[i] in eval_key(reply.shown_text()), len(reply.citations),
                       decision_features(results[i], ranked))
         return out

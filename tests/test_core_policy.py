@@ -100,6 +100,22 @@ def test_quotes_are_the_first_passages_best_sentences_led_by_the_best_one_never_
     assert choose_quotes([]) == []
 
 
+def test_a_third_quote_comes_from_another_page_when_one_page_holds_the_first_three_passages():
+    concepts = [concept("模型", 1.0)]
+    hits = [hit("模型一。", 0.9, "book.md"), hit("模型二。", 0.9, "book.md"), hit("模型三。", 0.9, "book.md"),
+            hit("模型四。", 0.9, "talk.md"), hit("模型五。", 0.9, "talk.md")]
+    scored = score_sentences(result(hits, concepts), model(SENTENCE_FEATURES, coverage=4.0))
+    pages = [h.chunk.page_id for h in hits]
+    assert sorted(q.hit_rank for q in choose_quotes(scored, pages=pages)) == [0, 1, 3]
+    three_pages = pages[:4] + ["notes.md"]
+    assert sorted(q.hit_rank for q in choose_quotes(scored, pages=three_pages, per_page=1)) == [0, 3, 4]
+    assert sorted(q.hit_rank for q in choose_quotes(scored, pages=pages, per_page=1)) == [0, 1, 3]   # then fills up
+    assert sorted(q.hit_rank for q in choose_quotes(scored)) == [0, 1, 2]      # without pages: retrieval's order
+    one_page = ["book.md"] * 5                                                 # no other page: the page's next passage
+    assert sorted(q.hit_rank for q in choose_quotes(scored, pages=one_page)) == [0, 1, 2]
+    assert sorted(q.hit_rank for q in decide(result(hits, concepts), ALWAYS).quotes) == [0, 1, 3]
+
+
 def test_missing_names_and_low_probability_abstain():
     concepts = [concept("模型")]
     hits = [hit("模型。", 0.9)]
