@@ -210,6 +210,9 @@ _ENDS_NE = re.compile(r"呢[?？]?$")
 # "後來改用什麼模型？" (8) names no topic of its own, while a question that does ("LSTM 裡面有哪幾
 # 個門？", 10) still finds its topic when the previous turn is searched with it at a lower weight.
 SHORT_FOLLOW_UP_CHARS = 12
+# A follow-up of a follow-up ("它可以用在離散資料上嗎？" → "那離散資料要改用什麼方法？") is searched
+# with the turns back to the one that names the topic, at most this many.
+MAX_CONTEXT_TURNS = 3
 
 
 def previous_questions(history: Iterable | None) -> list[str]:
@@ -228,18 +231,27 @@ def previous_questions(history: Iterable | None) -> list[str]:
     return [q for q in out if q.strip()]
 
 
-def follow_up_context(question: str, history: Iterable | None) -> str | None:
-    """The previous question when this one leans on it ("那它的 RTF 呢？"): it is then searched
-    together with the question, so the thing it refers to is found; None for a question that
-    stands alone."""
-    earlier = previous_questions(history)
-    if not earlier:
-        return None
+def leans_on_previous(question: str) -> bool:
+    """Whether a question continues the one before it rather than asking on its own."""
     q = normalize(question).strip()
     content = sum(ch.isalnum() for ch in q)
-    if _FOLLOW_UP.search(q) or _ENDS_NE.search(q) or content <= SHORT_FOLLOW_UP_CHARS:
-        return earlier[-1]
-    return None
+    return bool(_FOLLOW_UP.search(q) or _ENDS_NE.search(q) or content <= SHORT_FOLLOW_UP_CHARS)
+
+
+def follow_up_context(question: str, history: Iterable | None) -> str | None:
+    """The earlier questions this one leans on ("那它的 RTF 呢？"), oldest first: the previous one,
+    and while that one leans on its own predecessor, that too (MAX_CONTEXT_TURNS at most). They are
+    searched together with the question, so the thing it refers to is found; None for a question
+    that stands alone."""
+    earlier = previous_questions(history)
+    if not earlier or not leans_on_previous(question):
+        return None
+    chain = [earlier[-1]]
+    for before in reversed(earlier[-MAX_CONTEXT_TURNS:-1]):
+        if not leans_on_previous(chain[0]):
+            break
+        chain.insert(0, before)
+    return " ".join(chain)
 
 
 # ---------------------------------------------------------------- answering

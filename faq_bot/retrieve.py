@@ -177,7 +177,7 @@ CONTEXT_WEIGHT = 0.3
 # 11x embedding 200 characters (a follow-up with a 2,000-character history turn: 2.7x).
 DENSE_QUERY_CHARS = 140     # embedded (every dev.yaml question whole); an English one's bridged terms add half as much
 SEARCHED_CHARS = 500        # searched by words (BM25, the policy's coverage)
-CONTEXT_CHARS = 60          # of a follow-up's previous question (dev.yaml's longest: 30)
+CONTEXT_CHARS = 60          # of a follow-up's earlier turns, oldest first (dev.yaml's longest: 30; two turns of check set C: 35-69)
 
 
 def dense_text(query: Query) -> str:

@@ -38,6 +38,17 @@ def test_follow_up_context():
                                            {"role": "assistant", "content": "答"}]) == "問題一"
 
 
+
+def test_a_follow_up_of_a_follow_up_is_searched_with_the_turn_that_names_the_topic():
+    history = ["深度學習要買哪一代以上的顯卡比較好？", "得分匹配是怎麼避開配分函數的？", "它可以用在離散資料上嗎？"]
+    # the previous turn leans on its own predecessor, which names the topic; the one before stands apart
+    assert follow_up_context("那離散資料要改用什麼方法？", history) == "得分匹配是怎麼避開配分函數的？ 它可以用在離散資料上嗎？"
+    assert follow_up_context("那離散資料要改用什麼方法？", history[:2]) == "得分匹配是怎麼避開配分函數的？"
+    chain = ["RBM 是什麼？", "那 DBN 呢？", "那 DBM 呢？", "它們差在哪？"]     # at most MAX_CONTEXT_TURNS turns
+    assert follow_up_context("那訓練呢？", chain) == "那 DBN 呢？ 那 DBM 呢？ 它們差在哪？"
+    assert follow_up_context("深度學習要買哪一代以上的顯卡比較好？", history) is None
+
+
 def _hit(text: str, page: str, anchor: str) -> Hit:
     c = Chunk(id=f"{page}::{anchor}", source="site", path=page, url=f"https://example.org/{page}", anchor=anchor,
               title="T", section="S", text=text, content_hash="h")
