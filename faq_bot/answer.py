@@ -12,7 +12,7 @@ from typing import Iterable
 from urllib.parse import quote
 
 from .policy import Decision, ScoredSentence, decide, load_calibration
-from .retrieve import Hit, SearchResult, Searcher, check_question
+from .retrieve import CONTEXT_CHARS, Hit, SearchResult, Searcher, check_question
 from .textproc import match_key, normalize, split_sentences
 
 # A quoted passage: the answering sentence and its neighbours, within this many characters. Three
@@ -203,7 +203,7 @@ def cited_url(hit: Hit, sentence: str) -> str:
 
 # A question that leans on the previous one: opens with a pronoun, "and/what about/then/if", ends
 # in 呢 ("RTF 呢？"), or is short: in a chat a short question nearly always continues the last one.
-_FOLLOW_UP = re.compile(r"^(那|它|這|其|還有|另外|後來|然後|如果|若|再|and\b|what about|how about|its?\b|"
+_FOLLOW_UP = re.compile(r"^(那|它|他|她|這|其|還有|另外|後來|然後|如果|若|再|and\b|what about|how about|its?\b|"
                         r"they\b|them\b|then\b|if\b|and if\b|what if\b)", re.I)
 _ENDS_NE = re.compile(r"呢[?？]?$")
 # A question of at most this many letters and digits is read as continuing the previous one:
@@ -211,7 +211,9 @@ _ENDS_NE = re.compile(r"呢[?？]?$")
 # 個門？", 10) still finds its topic when the previous turn is searched with it at a lower weight.
 SHORT_FOLLOW_UP_CHARS = 12
 # A follow-up of a follow-up ("它可以用在離散資料上嗎？" → "那離散資料要改用什麼方法？") is searched
-# with the turns back to the one that names the topic, at most this many.
+# with the turns back to the one that names the topic, at most this many, when the later turns
+# point back in words (a pronoun, 那, 呢: a short turn alone may well name its topic, 「語音去噪模型
+# 多大？」) and all of them fit in what a follow-up's context may add (retrieve.CONTEXT_CHARS).
 MAX_CONTEXT_TURNS = 3
 
 
@@ -231,11 +233,17 @@ def previous_questions(history: Iterable | None) -> list[str]:
     return [q for q in out if q.strip()]
 
 
-def leans_on_previous(question: str) -> bool:
-    """Whether a question continues the one before it rather than asking on its own."""
+def points_back(question: str) -> bool:
+    """Whether a question's words refer to an earlier one (a pronoun, "and/what about", 呢)."""
     q = normalize(question).strip()
-    content = sum(ch.isalnum() for ch in q)
-    return bool(_FOLLOW_UP.search(q) or _ENDS_NE.search(q) or content <= SHORT_FOLLOW_UP_CHARS)
+    return bool(_FOLLOW_UP.search(q) or _ENDS_NE.search(q))
+
+
+def leans_on_previous(question: str) -> bool:
+    """Whether a question continues the one before it rather than asking on its own: it points
+    back, or it is too short to name a topic of its own."""
+    q = normalize(question).strip()
+    return points_back(q) or sum(ch.isalnum() for ch in q) <= SHORT_FOLLOW_UP_CHARS
 
 
 def follow_up_context(question: str, history: Iterable | None) -> str | None:
@@ -248,7 +256,7 @@ def follow_up_context(question: str, history: Iterable | None) -> str | None:
         return None
     chain = [earlier[-1]]
     for before in reversed(earlier[-MAX_CONTEXT_TURNS:-1]):
-        if not leans_on_previous(chain[0]):
+        if not points_back(chain[0]) or len(" ".join([before, *chain])) > CONTEXT_CHARS:
             break
         chain.insert(0, before)
     return " ".join(chain)

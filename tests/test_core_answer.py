@@ -47,6 +47,10 @@ def test_a_follow_up_of_a_follow_up_is_searched_with_the_turn_that_names_the_top
     chain = ["RBM 是什麼？", "那 DBN 呢？", "那 DBM 呢？", "它們差在哪？"]     # at most MAX_CONTEXT_TURNS turns
     assert follow_up_context("那訓練呢？", chain) == "那 DBN 呢？ 那 DBM 呢？ 它們差在哪？"
     assert follow_up_context("深度學習要買哪一代以上的顯卡比較好？", history) is None
+    # a short previous turn may name its own topic: it does not pull in the one before it
+    assert follow_up_context("那它的 RTF 呢？", ["混合檢索是怎麼做的", "語音去噪模型多大？"]) == "語音去噪模型多大？"
+    # nor does a turn that would not fit in the context beside it
+    assert follow_up_context("那它的 RTF 呢？", ["怎麼申請台灣護照？" * 7, "它要多久？"]) == "它要多久？"
 
 
 def _hit(text: str, page: str, anchor: str) -> Hit:
