@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from .policy import Decision, ScoredSentence, decide, load_calibration
 from .retrieve import CONTEXT_CHARS, Hit, SearchResult, Searcher, check_question
-from .textproc import match_key, normalize, split_sentences
+from .textproc import clean_text, match_key, normalize, split_sentences
 
 # A quoted passage: the answering sentence and its neighbours, within this many characters. Three
 # of them fit the widget's panel without scrolling on a laptop.
@@ -233,30 +233,38 @@ def previous_questions(history: Iterable | None) -> list[str]:
     return [q for q in out if q.strip()]
 
 
+def _points_back(q: str) -> bool:
+    return bool(_FOLLOW_UP.search(q) or _ENDS_NE.search(q))
+
+
 def points_back(question: str) -> bool:
     """Whether a question's words refer to an earlier one (a pronoun, "and/what about", 呢)."""
-    q = normalize(question).strip()
-    return bool(_FOLLOW_UP.search(q) or _ENDS_NE.search(q))
+    return _points_back(normalize(question).strip())
 
 
 def leans_on_previous(question: str) -> bool:
     """Whether a question continues the one before it rather than asking on its own: it points
     back, or it is too short to name a topic of its own."""
     q = normalize(question).strip()
-    return points_back(q) or sum(ch.isalnum() for ch in q) <= SHORT_FOLLOW_UP_CHARS
+    return _points_back(q) or sum(ch.isalnum() for ch in q) <= SHORT_FOLLOW_UP_CHARS
 
 
 def follow_up_context(question: str, history: Iterable | None) -> str | None:
     """The earlier questions this one leans on ("那它的 RTF 呢？"), oldest first: the previous one,
-    and while that one leans on its own predecessor, that too (MAX_CONTEXT_TURNS at most). They are
-    searched together with the question, so the thing it refers to is found; None for a question
-    that stands alone."""
+    and while the earliest taken points back in words, the one before it too, if all of them fit
+    in retrieve.CONTEXT_CHARS as the search cleans them (MAX_CONTEXT_TURNS at most; a turn asked
+    twice in a row counts once). They are searched together with the question, so the thing it
+    refers to is found; None for a question that stands alone."""
     earlier = previous_questions(history)
     if not earlier or not leans_on_previous(question):
         return None
     chain = [earlier[-1]]
-    for before in reversed(earlier[-MAX_CONTEXT_TURNS:-1]):
-        if not points_back(chain[0]) or len(" ".join([before, *chain])) > CONTEXT_CHARS:
+    for before in reversed(earlier[:-1]):
+        if len(chain) == MAX_CONTEXT_TURNS or not points_back(chain[0]):
+            break
+        if clean_text(before) == clean_text(chain[0]):
+            continue
+        if len(clean_text(" ".join([before, *chain]))) > CONTEXT_CHARS:
             break
         chain.insert(0, before)
     return " ".join(chain)

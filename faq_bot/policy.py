@@ -278,7 +278,8 @@ RETRIEVAL_ORDER_QUOTES = MAX_QUOTES
 # first three hits are often one page's neighbouring passages (a book chapter's GeminiAbstract
 # summary) while the answer is worded in another copy of the talk at rank 4. Answer@evidence with
 # 3 per page / 2 / 1: dev.yaml (fit) 71 / 72 / 68 of 85, check set A 32 / 32 / 30 of 40, check
-# set B 23 / 25 / 27 of 36 (one question lost with 2, seven with 1).
+# set B 23 / 25 / 27 of 36 (one question lost with 2, seven with 1); the product's own answers at
+# 41f7ff2 with its stored calibration, where the figures above are calibrate.py's refitted replies.
 MAX_QUOTES_PER_PAGE = 2
 
 
@@ -287,8 +288,9 @@ def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
                   per_page: int = MAX_QUOTES_PER_PAGE) -> list[ScoredSentence]:
     """Each quote is the best sentence (by the sentence model) of one passage: the first `in_order`
     passages in retrieval's order that have a sentence to quote, then, up to `limit`, those of the
-    other candidates whose best sentence scores highest. With `pages` (each hit's page, by rank), a
-    page's passages after its first `per_page` come after every other page's, so the reply does not
+    other candidates whose best sentence scores highest. With `pages` (each hit's page, by rank, for
+    every rank a sentence has), a page's passages after its first `per_page` come after every other
+    page's, in either part, so the reply does not
     quote one page only while another candidate page may say it better. The best of the quotes
     leads. Navigation (link lists, menus) is never quoted, so a passage of links leads no answer."""
     best: dict[int, ScoredSentence] = {}
@@ -296,15 +298,17 @@ def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
         if not s.navigation and s.hit_rank not in best:
             best[s.hit_rank] = s
     ranks = sorted(best)
-    if pages is not None:          # a passage of a page already quoted `per_page` times waits
+    later: set[int] = set()        # passages of a page beyond its first `per_page`: they wait
+    if pages is not None:
         taken: dict[str, int] = {}
-        first, later = [], []
         for rank in ranks:
             taken[pages[rank]] = taken.get(pages[rank], 0) + 1
-            (first if taken[pages[rank]] <= per_page else later).append(rank)
-        ranks = first + later
+            if taken[pages[rank]] > per_page:
+                later.add(rank)
+        ranks = [r for r in ranks if r not in later] + [r for r in ranks if r in later]
     chosen = [best[rank] for rank in ranks[:min(in_order, limit)]]
-    others = sorted((best[rank] for rank in ranks[len(chosen):]), key=lambda s: (-s.score, s.hit_rank))
+    others = sorted((best[rank] for rank in ranks[len(chosen):]),
+                    key=lambda s: (s.hit_rank in later, -s.score, s.hit_rank))
     chosen += others[:limit - len(chosen)]
     return sorted(chosen, key=lambda s: (-s.score, s.hit_rank))
 

@@ -163,8 +163,8 @@ def name_phrases(question: str) -> list[str]:
     return phrases
 
 
-# A follow-up's previous question is searched with it, but a sentence that answers the new question
-# should outrank one that only repeats the old topic: the previous turn's concepts count this much.
+# A follow-up's earlier turns are searched with it, but a sentence that answers the new question
+# should outrank one that only repeats the old topic: the earlier turns' concepts count this much.
 CONTEXT_WEIGHT = 0.3
 
 
@@ -278,7 +278,7 @@ class Searcher:
         """Words for BM25 and the concepts a passage should cover. English terms bring the Chinese
         terms the pages use for them (the portal's own pairs, then the dictionary); for Chinese
         questions only the portal's own pairs (RAG -> 檢索增強生成) are trusted. A follow-up's
-        `context` (the previous question) is searched too, its concepts at CONTEXT_WEIGHT."""
+        `context` (its earlier turns) is searched too, its concepts at CONTEXT_WEIGHT."""
         query = self._analyse_one(text)
         if not context:
             return query
@@ -442,7 +442,7 @@ class Searcher:
 
     # ------------------------------------------------------------------ search
     def search(self, question: str, k: int = 10, context: str | None = None) -> SearchResult:
-        """Ranked candidates for `question`; `context` is the previous question of a follow-up."""
+        """Ranked candidates for `question`; `context` is a follow-up's earlier turns (answer.follow_up_context)."""
         text = check_question(question, self.settings.max_question_chars)
         if context is not None:
             context = clean_text(context)[:CONTEXT_CHARS]

@@ -116,6 +116,17 @@ def test_a_third_quote_comes_from_another_page_when_one_page_holds_the_first_thr
     assert sorted(q.hit_rank for q in decide(result(hits, concepts), ALWAYS).quotes) == [0, 1, 3]
 
 
+def test_the_page_limit_holds_for_quotes_chosen_by_score_too():
+    concepts = [concept("模型", 1.0), concept("大小", 1.0)]
+    hits = [hit("模型一。", 0.9, "book.md"), hit("模型大小二。", 0.9, "book.md"), hit("模型大小三。", 0.9, "book.md"),
+            hit("模型四。", 0.9, "talk.md")]
+    scored = score_sentences(result(hits, concepts), model(SENTENCE_FEATURES, coverage=4.0))
+    pages = [h.chunk.page_id for h in hits]
+    # by score alone 1 and 2 (both book.md) beat 3; with 1 in order, book.md's third passage waits
+    assert sorted(q.hit_rank for q in choose_quotes(scored, in_order=1)) == [0, 1, 2]
+    assert sorted(q.hit_rank for q in choose_quotes(scored, in_order=1, pages=pages)) == [0, 1, 3]
+
+
 def test_missing_names_and_low_probability_abstain():
     concepts = [concept("模型")]
     hits = [hit("模型。", 0.9)]

@@ -27,7 +27,8 @@ MAX_UI_BODY_BYTES = 1024 * 1024
 # (a body of 5,000 '[' was a 500). The deepest real body is Gradio's chat payload, 6 levels
 # ({"data": [[{"content": [{"text"...}]}]]}); the API's is 3.
 MAX_JSON_DEPTH = 32
-# Only the previous question is searched with a follow-up; older turns are never read.
+# A follow-up is searched with at most the last few earlier questions (answer.MAX_CONTEXT_TURNS);
+# older turns are never read.
 MAX_HISTORY_TURNS = 20
 
 
