@@ -34,7 +34,7 @@ from faq_bot.config import load_config, with_overrides  # noqa: E402
 from faq_bot.eval import load_items  # noqa: E402
 from faq_bot.policy import (  # noqa: E402
     CALIBRATION_DIR, FEATURES, SENTENCE_FEATURES, Calibration, Decision, LogisticModel, calibration_name,
-    ScoredSentence, choose_quotes, decision_features, rank_sentences, read_sentences)
+    ScoredSentence, decision_features, quotes_for, rank_sentences, read_sentences)
 from faq_bot.retrieve import Searcher  # noqa: E402
 from faq_bot.textproc import eval_key  # noqa: E402
 
@@ -99,7 +99,7 @@ def main() -> int:
         for i in idx:
             ranked = rank_sentences([copy(s) for s in read[i]], model)
             reply = build_answer(items[i].question, results[i],
-                                 Decision(True, 1.0, "", choose_quotes(ranked, pages=[h.chunk.page_id for h in results[i].hits]), {}))
+                                 Decision(True, 1.0, "", quotes_for(results[i], ranked), {}))
             out[i] = (bool(evidence[i]) and evidence[i] in eval_key(reply.shown_text()), len(reply.citations),
                       decision_features(results[i], ranked))
         return out

@@ -290,9 +290,9 @@ def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
     passages in retrieval's order that have a sentence to quote, then, up to `limit`, those of the
     other candidates whose best sentence scores highest. With `pages` (each hit's page, by rank, for
     every rank a sentence has), a page's passages after its first `per_page` come after every other
-    page's, in either part, so the reply does not
-    quote one page only while another candidate page may say it better. The best of the quotes
-    leads. Navigation (link lists, menus) is never quoted, so a passage of links leads no answer."""
+    page's, in either part, so the reply does not quote one page only while another candidate page
+    may say it better. The best of the quotes leads. Navigation (link lists, menus) is never
+    quoted, so a passage of links leads no answer."""
     best: dict[int, ScoredSentence] = {}
     for s in sentences:               # best first: the first sentence seen of a passage is its best
         if not s.navigation and s.hit_rank not in best:
@@ -313,11 +313,17 @@ def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
     return sorted(chosen, key=lambda s: (-s.score, s.hit_rank))
 
 
+def quotes_for(result: SearchResult, sentences: list[ScoredSentence]) -> list[ScoredSentence]:
+    """The quotes of an answer to `result` (its sentences scored, best first): `choose_quotes`
+    with each hit's page, as `decide` and bench/calibrate.py's held-out replies both need."""
+    return choose_quotes(sentences, pages=[h.chunk.page_id for h in result.hits])
+
+
 def decide(result: SearchResult, calibration: Calibration) -> Decision:
     """Answer or abstain, and the sentences to quote."""
     sentences = score_sentences(result, calibration.sentence)
     features = decision_features(result, sentences)
-    quotes = choose_quotes(sentences, pages=[h.chunk.page_id for h in result.hits])
+    quotes = quotes_for(result, sentences)
     if result.query.missing_names:
         return Decision(False, 0.0, f"no page mentions {', '.join(result.query.missing_names)}", quotes, features)
     if not result.hits:
