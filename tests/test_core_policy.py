@@ -9,7 +9,8 @@ import pytest
 from faq_bot.chunk import Chunk
 from faq_bot.policy import (
     FEATURES, SENTENCE_FEATURES, Calibration, LogisticModel, asks_quantity, calibration_from_dict, calibration_name,
-    choose_quotes, coverage, decide, holds, is_navigation, load_calibration, read_sentences, score_sentences)
+    choose_quotes, coverage, decide, holds, is_navigation, load_calibration, read_sentences, same_statement,
+    score_sentences)
 from faq_bot.retrieve import Concept, Hit, Query, SearchResult
 from faq_bot.textproc import match_key
 
@@ -125,6 +126,28 @@ def test_the_page_limit_holds_for_quotes_chosen_by_score_too():
     # by score alone 1 and 2 (both book.md) beat 3; with 1 in order, book.md's third passage waits
     assert sorted(q.hit_rank for q in choose_quotes(scored, in_order=1)) == [0, 1, 2]
     assert sorted(q.hit_rank for q in choose_quotes(scored, in_order=1, pages=pages)) == [0, 1, 3]
+
+
+def test_a_sentence_a_quote_already_says_is_passed_over_for_the_next_passage():
+    concepts = [concept("模型", 1.0), concept("大小", 1.0)]
+    said = "語音去噪模型的大小經過優化後只有九百萬位元組左右。"
+    hits = [hit(said, 0.9, "html/NO1.html"), hit("我們的" + said, 0.9, "notebooklm/NO1.md"),
+            hit("模型大小另有說法。", 0.9, "c.md"), hit("模型一。", 0.9, "d.md")]
+    scored = score_sentences(result(hits, concepts), model(SENTENCE_FEATURES, coverage=4.0))
+    # passage 1 repeats passage 0 (the talk's notes): the reply quotes passage 2 and then 3 instead
+    assert sorted(q.hit_rank for q in choose_quotes(scored)) == [0, 2, 3]
+    assert sorted(q.hit_rank for q in choose_quotes(scored, in_order=0)) == [0, 2, 3]     # by score as well
+    assert sorted(q.hit_rank for q in decide(result(hits, concepts), ALWAYS).quotes) == [0, 2, 3]
+
+
+def test_same_statement_needs_the_same_figures():
+    by_text = {s.text: s for s in read_sentences(result(
+        [hit("70B 模型：約 140–200 GB VRAM。70B 模型：超過 1 TB VRAM。70B 模型：約 140–200 GB 的 VRAM。"
+             "完全不同的一句話，講的是別的事情。", 0.9)], [concept("模型")]))}
+    lora, full, lora_again, other = by_text.values()
+    assert same_statement(lora, lora_again) and same_statement(lora_again, lora)
+    assert not same_statement(lora, full)            # nearly one text, but another answer
+    assert not same_statement(lora, other)
 
 
 def test_missing_names_and_low_probability_abstain():

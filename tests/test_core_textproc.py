@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from faq_bot.textproc import (
     WordCutter,
-    analyser_fingerprint, contains_term, is_latin, match_key, name_key, normalize, split_sentences, word_cutter)
+    analyser_fingerprint, char_pairs, contains_term, is_latin, match_key, name_key, normalize, repeats, split_sentences,
+    word_cutter)
 
 
 def test_normalize_folds_width_simplified_and_variants():
@@ -140,3 +141,14 @@ def test_split_sentences_hands_out_fresh_lists_of_the_same_sentences():
     first = split_sentences(text)
     first.append("changed")
     assert split_sentences(text) == ["第一句。", "第二句！", "Third one.", "第四句"]
+
+
+def test_repeats_reads_the_shorter_texts_share_of_character_pairs():
+    assert char_pairs("語音去噪") == {"語音", "音去", "去噪"} and char_pairs("語") == set()
+    long, edited = char_pairs("最後我們的模型大小是九百萬位元組"), char_pairs("我們的模型大小是九百萬位元組左右")
+    assert repeats(long, edited) and repeats(edited, long)
+    assert repeats(char_pairs("模型大小是"), long)              # all of a shorter text's pairs
+    assert not repeats(char_pairs("今天天氣很好"), long)
+    assert not repeats(set(), long) and not repeats(set(), set())   # an empty text repeats nothing
+    half = char_pairs("模型大小是很大的問題")                      # 4 of its 9 pairs are in `long`
+    assert not repeats(half, long) and repeats(half, long, overlap=0.4)
