@@ -1,7 +1,7 @@
 """bridge: English terms -> the Chinese terms the pages write (pure functions)."""
 from __future__ import annotations
 
-from faq_bot.bridge import Bridge, cedict, english_key, mine_term_pairs, parse_cedict, word_forms
+from faq_bot.bridge import MAX_ENGLISH_PER_TERM, Bridge, cedict, english_key, mine_term_pairs, parse_cedict, word_forms
 from faq_bot.textproc import word_cutter
 
 
@@ -61,3 +61,13 @@ def test_the_dictionary_knows_words_in_any_form():
 def test_the_bundled_dictionary_loads():
     table = cedict()
     assert "模型" in table.get("model", [])
+
+
+def test_a_chinese_word_written_beside_many_english_terms_brings_none():
+    common = {name: ["模型"] for name in ("diffusion", "ebm", "dllm", "bge-reranker-base")[:MAX_ENGLISH_PER_TERM + 1]}
+    bridge = Bridge(pairs={"asr": ["語音辨識"], "speech recognition": ["語音辨識"], **common})
+    assert bridge.english_for("語音辨識模型多大") == [("語音辨識", ["asr", "speech recognition"])]
+    few = Bridge(pairs={"asr": ["語音辨識"], "diffusion": ["模型"]})        # within the bound: kept
+    assert dict(few.english_for("語音辨識模型多大")) == {"語音辨識": ["asr"], "模型": ["diffusion"]}
+    # English questions still find the Chinese term: only the Chinese -> English direction is bounded
+    assert [t.chinese for t in bridge.translate("diffusion", lambda t: 1)] == [("模型",)]
