@@ -9,7 +9,8 @@ sentence; the best-scored quote leads the answer.
 Whether to answer at all is a logistic model over a few signals (best sentence coverage, coverage
 of the best passages, best cosine and its margin over the question's background level, dense/BM25
 agreement). Its weights and threshold are fitted per embedding model by `bench/calibrate.py` with
-cross-validation on eval/dev.yaml and stored in `faq_bot/calibration/`; none is set by hand.
+cross-validation on every labelled question (dev.yaml and the check sets in bench/questions/) and
+stored in `faq_bot/calibration/`; none is set by hand.
 A name that no page contains (Airflow, Ray Tune) means the portal does not cover the question.
 """
 from __future__ import annotations
@@ -149,7 +150,7 @@ class ScoredSentence:
     previous_coverage: float = 0.0      # of the sentence before it (which often names the topic)
     previous_relative_similarity: float = -1.0
     score: float = 0.0             # P(this sentence holds the answer), from the sentence model
-    key: str = ""                  # its match key ("" : not read yet)
+    match_key: str = ""            # textproc.match_key of its text ("": not read yet)
 
     def values(self) -> dict[str, float]:
         return {"coverage": self.coverage, "context_coverage": self.context_coverage,
@@ -211,7 +212,7 @@ def read_sentences(result: SearchResult, max_hits: int = CANDIDATE_HITS) -> list
                 is_navigation(sentence, chunk.section), coverage(concepts, previous_key + key),
                 quantity and bool(_NUMBER.search(sentence)), similarity, relative,
                 previous.coverage if previous else 0.0, previous.relative_similarity if previous else -1.0)
-            current.key = key
+            current.match_key = key
             out.append(current)
             previous, previous_key = current, key
     return out
@@ -285,15 +286,18 @@ RETRIEVAL_ORDER_QUOTES = MAX_QUOTES
 MAX_QUOTES_PER_PAGE = 2
 
 
+# Figures as a match key writes them (full-width digits folded): two sentences that differ in
+# their figures give two answers however alike they read. (_NUMBER above is wider: it also takes
+# 三層 and 兩倍, to tell whether a sentence holds an amount at all.)
 _FIGURE = re.compile(r"\d+(?:\.\d+)?")
 
 
 def same_statement(a: ScoredSentence, b: ScoredSentence) -> bool:
     """Whether two sentences say one thing: one text with small edits (textproc.repeats; a talk's
-    html page and its notes often hold the same sentence) with the same figures, since 「70B 模型：
-    約 140–200 GB VRAM」 and 「70B 模型：超過 1 TB VRAM」 differ in little but the answer."""
-    return (set(_FIGURE.findall(a.text)) == set(_FIGURE.findall(b.text))
-            and repeats(char_pairs(a.key or match_key(a.text)), char_pairs(b.key or match_key(b.text))))
+    html page and its notes often hold the same sentence) with the same figures: 「LoRA 微調 70B
+    模型約需 140–200 GB 的 VRAM。」 and the same with 160–240 GB differ in little but the answer."""
+    key_a, key_b = a.match_key or match_key(a.text), b.match_key or match_key(b.text)
+    return set(_FIGURE.findall(key_a)) == set(_FIGURE.findall(key_b)) and repeats(char_pairs(key_a), char_pairs(key_b))
 
 
 def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
@@ -323,15 +327,17 @@ def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
         ranks = [r for r in ranks if r not in later] + [r for r in ranks if r in later]
     chosen: list[ScoredSentence] = []
 
-    def take(candidates: list[ScoredSentence], up_to: int) -> None:
-        for s in candidates:
+    def take(candidate_ranks: list[int], up_to: int) -> None:
+        taken = {c.hit_rank for c in chosen}
+        for rank in candidate_ranks:
             if len(chosen) == up_to:
                 return
-            if s not in chosen and not any(same_statement(s, c) for c in chosen):
-                chosen.append(s)
+            if rank not in taken and not any(same_statement(best[rank], c) for c in chosen):
+                chosen.append(best[rank])
+                taken.add(rank)
 
-    take([best[rank] for rank in ranks], min(in_order, limit))
-    take(sorted((best[rank] for rank in ranks), key=lambda s: (s.hit_rank in later, -s.score, s.hit_rank)), limit)
+    take(ranks, min(in_order, limit))
+    take(sorted(ranks, key=lambda r: (r in later, -best[r].score, r)), limit)
     return sorted(chosen, key=lambda s: (-s.score, s.hit_rank))
 
 

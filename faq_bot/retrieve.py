@@ -341,7 +341,7 @@ class Searcher:
         # Chinese terms the pages also write in English: the English counts as the same concept
         english_aliases: dict[str, list[str]] = {}
         if not latin:
-            for zh, english in self.bridge.english_for(normalized):
+            for zh, english in self.bridge.english_for(normalized, self.term_frequency, self._n_docs):
                 for word in self.cutter.tokens(zh):
                     english_aliases.setdefault(word, []).extend(english)
                 for en in english:

@@ -307,14 +307,15 @@ def _split_sentences(text: str) -> tuple[str, ...]:
 # Two texts repeat each other when this share of the shorter one's character pairs is also in the
 # other: the portal publishes a talk twice (an html page and its notes) and a chapter three times,
 # so passages and sentences recur with small edits. Search keeps one of two repeated passages in
-# its top places (retrieve.diversify); an answer quotes one of two repeated sentences
-# (policy.choose_quotes: 0.5, 0.6 and 0.7 chose the same quotes for the 222 labelled questions,
-# 0.8 let reworded copies through).
+# its top places (retrieve.diversify, which has used 0.7 since it was written); an answer quotes
+# one of two repeated sentences (policy.same_statement: 0.5, 0.6 and 0.7 chose the same quotes for
+# the 222 labelled questions, 0.8 let reworded copies through). A change moves both.
 DUPLICATE_OVERLAP = 0.7
 
 
 def char_pairs(key: str) -> set[str]:
-    """The character pairs of a key (a match key, or any text without spaces)."""
+    """The pairs of neighbouring characters of a key (a match key, or a passage's opening with
+    its whitespace removed)."""
     return {key[i:i + 2] for i in range(len(key) - 1)}
 
 

@@ -1,7 +1,7 @@
 """bridge: English terms -> the Chinese terms the pages write (pure functions)."""
 from __future__ import annotations
 
-from faq_bot.bridge import MAX_ENGLISH_PER_TERM, Bridge, cedict, english_key, mine_term_pairs, parse_cedict, word_forms
+from faq_bot.bridge import COMMON_TERM_SHARE, Bridge, cedict, english_key, mine_term_pairs, parse_cedict, word_forms
 from faq_bot.textproc import word_cutter
 
 
@@ -63,11 +63,16 @@ def test_the_bundled_dictionary_loads():
     assert "模型" in table.get("model", [])
 
 
-def test_a_chinese_word_written_beside_many_english_terms_brings_none():
-    common = {name: ["模型"] for name in ("diffusion", "ebm", "dllm", "bge-reranker-base")[:MAX_ENGLISH_PER_TERM + 1]}
-    bridge = Bridge(pairs={"asr": ["語音辨識"], "speech recognition": ["語音辨識"], **common})
-    assert bridge.english_for("語音辨識模型多大") == [("語音辨識", ["asr", "speech recognition"])]
-    few = Bridge(pairs={"asr": ["語音辨識"], "diffusion": ["模型"]})        # within the bound: kept
-    assert dict(few.english_for("語音辨識模型多大")) == {"語音辨識": ["asr"], "模型": ["diffusion"]}
+def test_a_common_chinese_word_brings_no_english():
+    bridge = Bridge(pairs={"asr": ["語音辨識"], "speech recognition": ["語音辨識"], "diffusion": ["模型"],
+                           "ebm": ["模型"]})
+    passages = 1000
+    share = {"語音辨識": 30, "模型": int(COMMON_TERM_SHARE * passages) + 1}
+    known = lambda term: share.get(term, 0)     # noqa: E731
+    assert bridge.english_for("語音辨識模型多大", known, passages) == [("語音辨識", ["asr", "speech recognition"])]
+    share["模型"] = int(COMMON_TERM_SHARE * passages)       # at the bound: still a term
+    assert dict(bridge.english_for("語音辨識模型多大", known, passages)) == {
+        "語音辨識": ["asr", "speech recognition"], "模型": ["diffusion", "ebm"]}
+    assert bridge.english_for("今天天氣很好", known, passages) == []
     # English questions still find the Chinese term: only the Chinese -> English direction is bounded
     assert [t.chinese for t in bridge.translate("diffusion", lambda t: 1)] == [("模型",)]

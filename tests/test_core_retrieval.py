@@ -255,3 +255,22 @@ def test_name_phrases_are_written_like_names_not_capitalised_sentence_openings()
     assert name_phrases("how big is the speech denoising model?") == []
     # languages and scripts are capitalised in English, not names
     assert name_phrases("Which tool segments Traditional Chinese best, Jieba or CKIP?") == ["Jieba", "CKIP"]
+
+
+def test_diversify_caps_a_page_and_puts_a_repeated_passage_after_the_others():
+    from faq_bot.chunk import Chunk
+    from faq_bot.retrieve import Hit, diversify
+
+    def hit(page: str, text: str) -> Hit:
+        chunk = Chunk(id=f"{page}::{text[:4]}", source="site", path=page, url=f"https://example.org/{page}",
+                      anchor="s", title="t", section="", text=text, content_hash=text)
+        return Hit(chunk, 0.1, 0.9, 1.0, 1, 1)
+
+    said = "最後我們的模型大小是經過優化的九百萬位元組，而即時率是零點零八，可以在手機上執行。"
+    hits = [hit("a.md", "第一段：語音去噪的架構。"), hit("a.md", "第二段：資料的準備。"), hit("a.md", "第三段：訓練的細節。"),
+            hit("html/NO1.html", said), hit("notebooklm/NO1.md", "我們" + said), hit("b.md", "另一頁的說明。")]
+    top = diversify(hits, per_page=2, k=4)
+    # a.md's third passage and the notes' copy of the html passage come after the others
+    assert [h.chunk.text for h in top] == [hits[i].chunk.text for i in (0, 1, 3, 5)]
+    assert [h.chunk.text for h in diversify(hits, per_page=2, k=6)][4:] == [hits[2].chunk.text, hits[4].chunk.text]
+    assert len(diversify(hits, per_page=3, k=3)) == 3
