@@ -166,6 +166,11 @@ def name_phrases(question: str) -> list[str]:
 # A follow-up's earlier turns are searched with it, but a sentence that answers the new question
 # should outrank one that only repeats the old topic: the earlier turns' concepts count this much.
 CONTEXT_WEIGHT = 0.3
+# For the same reason a follow-up's vector is that of its earlier turns and itself, plus this much
+# of the question's own (both embedded in one call). 222 labelled questions (32 follow-ups), 5
+# folds, 4 fold draws, held out, follow-ups' answer@evidence: without it 0.656; 0.3 0.672; 0.5
+# 0.734; 0.7 0.742; 1.0 0.688 (the whole set 0.782 -> 0.792 at 0.5).
+OWN_QUESTION_WEIGHT = 0.5
 
 
 # What one question may cost. The model's cost grows with the tokens it is given (it embeds a long
@@ -279,9 +284,13 @@ class Searcher:
         terms the pages use for them (the portal's own pairs, then the dictionary); for Chinese
         questions only the portal's own pairs (RAG -> 檢索增強生成) are trusted. A follow-up's
         `context` (its earlier turns) is searched too, its concepts at CONTEXT_WEIGHT."""
-        query = self._analyse_one(text)
+        return self._with_context(self._analyse_one(text), context)
+
+    def _with_context(self, query: Query, context: str | None) -> Query:
+        """A question's analysis joined with its earlier turns' (see `analyse`)."""
         if not context:
             return query
+        text = query.text
         earlier = self._analyse_one(context)
         own = {c.alternatives for c in query.concepts}
         concepts = query.concepts + [Concept(c.text, c.alternatives, c.weight * CONTEXT_WEIGHT)
@@ -446,9 +455,13 @@ class Searcher:
         text = check_question(question, self.settings.max_question_chars)
         if context is not None:
             context = clean_text(context)[:CONTEXT_CHARS]
-        query = self.analyse(text[:SEARCHED_CHARS], context)
+        own = self._analyse_one(text[:SEARCHED_CHARS])
+        query = self._with_context(own, context)
         n = max(self.settings.candidates, k)
-        vector = self.embedder.embed_queries([dense_text(query)])
+        vector = self.embedder.embed_queries([dense_text(query)] + [dense_text(own)] * (query is not own))
+        if len(vector) > 1:      # a follow-up: its turns together, leaning towards the question itself
+            vector = vector[:1] + OWN_QUESTION_WEIGHT * vector[1:]
+            vector = (vector / np.linalg.norm(vector, axis=1, keepdims=True)).astype(np.float32)
         with self._one_faiss_thread():
             dense = self._dense(vector, n)
             by_sentence = self._sentence_candidates(vector, n) if self.settings.sentence_candidates else []

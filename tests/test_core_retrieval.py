@@ -134,6 +134,34 @@ def test_a_long_question_and_a_long_previous_one_are_searched_in_bounded_parts(f
     assert follow_up.hits[0].chunk.path == "speech.md"
 
 
+def test_a_follow_ups_vector_leans_towards_the_question_itself(fixture_index):
+    import numpy as np
+
+    from faq_bot.config import load_config, with_overrides
+    from faq_bot.retrieve import OWN_QUESTION_WEIGHT, Searcher
+
+    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
+    calls: list[list[str]] = []
+    embed = searcher.embedder.embed_queries
+
+    def recording(texts):
+        calls.append(list(texts))
+        return embed(texts)
+
+    searcher.embedder.embed_queries = recording
+    alone = searcher.search("那它的 RTF 呢？")
+    follow_up = searcher.search("那它的 RTF 呢？", context="語音去噪模型多大？")
+    assert len(calls) == 2 and len(calls[0]) == 1            # a question alone: one text, one call
+    joined, own = calls[1]                                    # a follow-up: two texts, one call
+    assert "語音去噪" in joined and "RTF" in joined and own == calls[0][0]
+    vectors = embed([joined, own])
+    expected = vectors[0] + OWN_QUESTION_WEIGHT * vectors[1]
+    expected /= np.linalg.norm(expected)
+    assert follow_up.dense_background == pytest.approx(float(expected @ searcher._centroid), abs=1e-5)
+    assert alone.dense_background == pytest.approx(float(vectors[1] @ searcher._centroid), abs=1e-5)
+    assert follow_up.hits[0].chunk.path == "speech.md"
+
+
 def test_one_question_searches_faiss_on_one_thread_and_restores_the_setting(fixture_index):
     """A one-row search gains nothing from a second OpenMP thread; the calling thread's own setting
     comes back afterwards (eval and ingest in the same thread keep every core)."""
