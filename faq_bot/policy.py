@@ -211,8 +211,8 @@ def read_sentences(result: SearchResult, max_hits: int = CANDIDATE_HITS) -> list
                 rank, i, sentence, coverage(concepts, key), coverage(concepts, key + context), closeness,
                 is_navigation(sentence, chunk.section), coverage(concepts, previous_key + key),
                 quantity and bool(_NUMBER.search(sentence)), similarity, relative,
-                previous.coverage if previous else 0.0, previous.relative_similarity if previous else -1.0)
-            current.match_key = key
+                previous.coverage if previous else 0.0, previous.relative_similarity if previous else -1.0,
+                match_key=key)
             out.append(current)
             previous, previous_key = current, key
     return out

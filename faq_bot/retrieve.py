@@ -458,10 +458,12 @@ class Searcher:
         own = self._analyse_one(text[:SEARCHED_CHARS])
         query = self._with_context(own, context)
         n = max(self.settings.candidates, k)
-        vector = self.embedder.embed_queries([dense_text(query)] + [dense_text(own)] * (query is not own))
-        if len(vector) > 1:      # a follow-up: its turns together, leaning towards the question itself
-            vector = vector[:1] + OWN_QUESTION_WEIGHT * vector[1:]
-            vector = (vector / np.linalg.norm(vector, axis=1, keepdims=True)).astype(np.float32)
+        if query is own:
+            vector = self.embedder.embed_queries([dense_text(query)])
+        else:                    # a follow-up: its turns together, leaning towards the question itself
+            joined, alone = self.embedder.embed_queries([dense_text(query), dense_text(own)])
+            blend = joined + OWN_QUESTION_WEIGHT * alone
+            vector = (blend / np.linalg.norm(blend))[None, :].astype(np.float32)
         with self._one_faiss_thread():
             dense = self._dense(vector, n)
             by_sentence = self._sentence_candidates(vector, n) if self.settings.sentence_candidates else []
