@@ -147,7 +147,7 @@ def main() -> int:
             features = decision_features(results[i], scored)
             ranked = rank_sentences(scored, quote)
             reply = build_answer(items[i].question, results[i],
-                                 Decision(True, 1.0, "", quotes_for(results[i], ranked), {}))
+                                 Decision(True, 1.0, "", quotes_for(results[i], ranked), {}, ranked))
             out[i] = (bool(evidence[i]) and evidence[i] in eval_key(reply.shown_text()), len(reply.citations),
                       features)
         return out

@@ -165,6 +165,34 @@ def passage_around(sentences: list[str], center: int, limit: int = SNIPPET_CHARS
     return prefix + snippet + suffix
 
 
+def passage_snippet(sentences: list[str], center: int, preferred: Iterable[int], limit: int = SNIPPET_CHARS) -> str:
+    """Sentence `center` (the quote) and, as many as fit within `limit` characters, the passage's
+    other sentences in `preferred` order (best first: the quote model's ranking), shown in page
+    order with "…" where sentences were left out. The answer is often the passage's second-best
+    sentence, not the quote's neighbour: held out (222 questions, 5 folds, 8 draws), filling the
+    same 220 / 400 characters this way instead of with the quote's neighbours (`passage_around`)
+    took answer@evidence from 0.800 to 0.811 (follow-ups 0.758 -> 0.793, Simplified 0.875 -> 0.928,
+    English 0.885 -> 0.872); filling with the next sentence first, then by rank: 0.807."""
+    chosen = [center]
+    length = len(sentences[center])
+    for i in preferred:
+        if 0 <= i < len(sentences) and i not in chosen and length + len(sentences[i]) + 1 <= limit:
+            chosen.append(i)
+            length += len(sentences[i]) + 1
+    chosen.sort()
+    parts: list[str] = []
+    for before, i in zip([None, *chosen], chosen):
+        if before is not None and i != before + 1:
+            parts.append("…")
+        parts.append(sentences[i])
+    snippet = " ".join(parts)
+    if len(snippet) > limit:
+        snippet = snippet[:limit - 1].rstrip() + "…"
+    prefix = "…" if chosen[0] > 0 else ""
+    suffix = "…" if chosen[-1] < len(sentences) - 1 and not snippet.endswith("…") else ""
+    return prefix + snippet + suffix
+
+
 _CLAUSE = re.compile(r"[，、：；,;:]")
 # a browser matches the rendered page: Markdown links and emphasis marks are not in it
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
@@ -279,7 +307,7 @@ def build_answer(question: str, result: SearchResult, decision: Decision) -> Ans
         where: dict[tuple[str, str], Citation] = {}
         for rank, quote_ in enumerate(decision.quotes[:MAX_CITATIONS]):
             hit = result.hits[quote_.hit_rank]
-            snippet = _snippet(hit, quote_, LEAD_SNIPPET_CHARS if rank == 0 else SNIPPET_CHARS)
+            snippet = _snippet(hit, quote_, decision.ranked, LEAD_SNIPPET_CHARS if rank == 0 else SNIPPET_CHARS)
             key = (hit.chunk.page_id, hit.chunk.anchor)
             if key in where:
                 cited = where[key]
@@ -298,7 +326,7 @@ def build_answer(question: str, result: SearchResult, decision: Decision) -> Ans
             continue
         seen.add(hit.chunk.page_id)
         lead = next((q for q in decision.quotes if result.hits[q.hit_rank] is hit), None)
-        snippet = _snippet(hit, lead) if lead else passage_around(split_sentences(hit.chunk.text) or [hit.chunk.text], 0)
+        snippet = _snippet(hit, lead, decision.ranked) if lead else passage_around(split_sentences(hit.chunk.text) or [hit.chunk.text], 0)
         suggestions.append(Citation(n=len(suggestions) + 1, title=hit.chunk.title, section=hit.chunk.section,
                                     url=hit.chunk.link, snippet=snippet))
         if len(suggestions) == MAX_CITATIONS:
@@ -307,9 +335,16 @@ def build_answer(question: str, result: SearchResult, decision: Decision) -> Ans
                   search_query=result.question, result=result, decision=decision)
 
 
-def _snippet(hit: Hit, quote_: ScoredSentence, limit: int = SNIPPET_CHARS) -> str:
+def _snippet(hit: Hit, quote_: ScoredSentence, ranked: list[ScoredSentence], limit: int = SNIPPET_CHARS) -> str:
+    """The quote with the passage's best other sentences; with its neighbours when the decision
+    carries no ranking. (A navigation sentence never leads, but may follow a quote: leaving them
+    out of the filling lost a keyword question whose answer is a link's title, 0.811 -> 0.805.)"""
     sentences = split_sentences(hit.chunk.text) or [hit.chunk.text]
-    return passage_around(sentences, min(quote_.index, len(sentences) - 1), limit)
+    center = min(quote_.index, len(sentences) - 1)
+    preferred = [s.index for s in ranked if s.hit_rank == quote_.hit_rank]
+    if not preferred:
+        return passage_around(sentences, center, limit)
+    return passage_snippet(sentences, center, preferred, limit)
 
 
 def answer(searcher: Searcher, question: str, history: Iterable | None = None, k: int = 10) -> Answer:

@@ -244,6 +244,7 @@ class Decision:
     reason: str                              # why it abstained, in plain words ("" when answering)
     quotes: list[ScoredSentence]             # the sentences the answer is built around, best first
     features: dict[str, float]
+    ranked: list[ScoredSentence] = field(default_factory=list)   # every candidate sentence, best first
 
 
 MAX_QUOTES = 3
@@ -360,12 +361,13 @@ def decide(result: SearchResult, calibration: Calibration) -> Decision:
         sentences = rank_sentences(sentences, calibration.quote)
     quotes = quotes_for(result, sentences)
     if result.query.missing_names:
-        return Decision(False, 0.0, f"no page mentions {', '.join(result.query.missing_names)}", quotes, features)
+        return Decision(False, 0.0, f"no page mentions {', '.join(result.query.missing_names)}", quotes, features,
+                        sentences)
     if not result.hits:
         return Decision(False, 0.0, "nothing in the index matches the question", [], features)
     if not quotes:
-        return Decision(False, 0.0, "no passage has a sentence that could answer", quotes, features)
+        return Decision(False, 0.0, "no passage has a sentence that could answer", quotes, features, sentences)
     p = calibration.probability(features)
     if not p >= calibration.threshold(result.query.latin):     # a NaN signal refuses, never answers
-        return Decision(False, p, "no passage is close enough to the question", quotes, features)
-    return Decision(True, p, "", quotes, features)
+        return Decision(False, p, "no passage is close enough to the question", quotes, features, sentences)
+    return Decision(True, p, "", quotes, features, sentences)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from faq_bot.answer import build_answer, follow_up_context, passage_around, text_fragment
+from faq_bot.answer import build_answer, follow_up_context, passage_around, passage_snippet, text_fragment
 from faq_bot.chunk import Chunk
 from faq_bot.policy import Decision, ScoredSentence
 from faq_bot.retrieve import Hit, Query, SearchResult
@@ -15,6 +15,20 @@ def test_passage_around_centres_on_the_sentence_within_the_limit():
     assert "第5句" in text and len(text) <= 32 and text.startswith("…") and text.endswith("…")
     assert passage_around(["只有一句。"], 0) == "只有一句。"
     assert passage_around(["很長" * 200], 0, limit=50).endswith("…")
+
+
+def test_passage_snippet_fills_with_the_best_other_sentences_in_page_order():
+    sentences = [f"第{i}句話在這裡。" for i in range(10)]          # 8 characters each
+    # the quote (5) and the two best others that fit in 30 characters, gaps marked
+    text = passage_snippet(sentences, 5, [5, 2, 9, 6], limit=30)
+    assert text == "…第2句話在這裡。 … 第5句話在這裡。 … 第9句話在這裡。"
+    # a sentence that does not fit is passed over for a later one that does
+    long = ["短句一。", "很長" * 20 + "。", "短句二。", "短句三。"]
+    assert passage_snippet(long, 0, [1, 3], limit=12) == "短句一。 … 短句三。"
+    assert passage_snippet(["只有一句。"], 0, []) == "只有一句。"
+    assert passage_snippet(["很長" * 200], 0, [0], limit=50).endswith("…")
+    # indexes outside the passage are ignored; next sentences joined without a gap
+    assert passage_snippet(["甲。", "乙。", "丙。"], 1, [7, 2, -1]) == "…乙。 丙。"
 
 
 def test_text_fragment_encodes_and_splits_long_sentences():
@@ -78,6 +92,19 @@ def test_quotes_of_one_section_share_a_citation_with_a_fragment_link():
     assert "乙句" in reply.shown_text() and reply.to_dict()["mode"] == "extractive"
     refused = build_answer("q", result, Decision(False, 0.1, "no", quotes, {}))
     assert not refused.answerable and refused.shown_text() == "" and [s.n for s in refused.suggestions] == [1, 2]
+
+
+def test_a_quote_is_shown_with_its_passages_best_other_sentence_not_only_its_neighbour():
+    background = "這是很長的背景說明句子，" * 32 + "。"      # 385 characters: the lead's 400 hold it or the answer
+    text = "名稱介紹。" + background + "答案是 9 MB。旁邊的句子。"
+    hits = [_hit(text, "a.md", "sec")]
+    result = SearchResult("q", Query("q", "q", [], [], False), hits)
+    ranked = [ScoredSentence(0, i, s, 1, 1, 0, False) for i, s in ((0, "名稱介紹。"), (2, "答案是 9 MB。"),
+                                                                   (3, "旁邊的句子。"), (1, background))]
+    with_ranking = build_answer("q", result, Decision(True, 0.9, "", ranked[:1], {}, ranked))
+    by_position = build_answer("q", result, Decision(True, 0.9, "", ranked[:1], {}))
+    assert with_ranking.citations[0].snippet == "名稱介紹。 … 答案是 9 MB。 旁邊的句子。"
+    assert by_position.citations[0].snippet.startswith("名稱介紹。 這是很長") and "9 MB" not in by_position.citations[0].snippet
 
 
 def test_fragment_of_markdown_text_and_of_an_anchor_that_is_already_a_fragment():
