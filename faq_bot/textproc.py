@@ -289,11 +289,17 @@ def word_cutter() -> WordCutter:
     return WordCutter()
 
 
-_SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|(?<=\.)(?=\s|$)|\n")
+_SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|(?<=\.)(?=\s|$)")     # within a line: a line always ends one
+# A period that ends no sentence: a list item's number (「2. 你的 GPU…」) or an abbreviation
+# (「Schaul et al. (2014) 對多種優化算法…」, 「速度 vs. 品質」). Cut there, the piece is a fragment that
+# means nothing alone and the next sentence loses its subject: 144 of the 18,989 pieces of the
+# portal's passages were such fragments.
+_NOT_AN_END = re.compile(r"(?:(?:^|[：:，,；;、])\(?\d{1,2}[.)]|\b(?:et al|e\.g|i\.e|vs|cf|Fig|Eq|No)\.)$", re.IGNORECASE)
 
 
 def split_sentences(text: str) -> list[str]:
-    """Cut at Chinese and Western sentence ends (。！？；.!?) and line breaks, keeping the marks."""
+    """Cut at Chinese and Western sentence ends (。！？；.!?) and line breaks, keeping the marks;
+    within a line, not after a list item's number or an abbreviation (e.g., et al., vs.)."""
     return list(_split_sentences(text))
 
 
@@ -301,7 +307,19 @@ def split_sentences(text: str) -> list[str]:
 # the quoted snippet), and the same passages come up question after question.
 @lru_cache(maxsize=8192)
 def _split_sentences(text: str) -> tuple[str, ...]:
-    return tuple(s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s)
+    out: list[str] = []
+    for line in text.split("\n"):
+        joining = False
+        for piece in _SENTENCE_END.split(line):
+            piece = piece.strip()
+            if not piece:
+                continue
+            if joining:
+                out[-1] = f"{out[-1]} {piece}"
+            else:
+                out.append(piece)
+            joining = bool(_NOT_AN_END.search(out[-1]))
+    return tuple(out)
 
 
 # Two texts repeat each other when this share of the shorter one's character pairs is also in the

@@ -46,6 +46,17 @@ def test_split_sentences_keeps_marks():
     assert split_sentences("第一句。第二句！Third one. 4th") == ["第一句。", "第二句！", "Third one.", "4th"]
 
 
+def test_a_list_number_or_an_abbreviation_ends_no_sentence_but_a_line_does():
+    assert split_sentences("要考量：1. 你的 GPU 夠不夠大？ 2. 語系呢？") == ["要考量：1. 你的 GPU 夠不夠大？", "2. 語系呢？"]
+    assert split_sentences("Schaul et al. (2014) 比較了多種算法。下一句。") == [
+        "Schaul et al. (2014) 比較了多種算法。", "下一句。"]
+    assert split_sentences("速度 vs. 品質，e.g. 這樣。Fig. 3 說明。") == ["速度 vs. 品質，e.g. 這樣。", "Fig. 3 說明。"]
+    # across a line break nothing is joined; a sentence that ends in a word is still cut
+    assert split_sentences("作者 et al.\n下一行。") == ["作者 et al.", "下一行。"]
+    assert split_sentences("2.\n下一行。") == ["2.", "下一行。"]
+    assert split_sentences("It runs fast. Then it stops.") == ["It runs fast.", "Then it stops."]
+
+
 def test_analyser_fingerprint_is_stable_and_named():
     a, b = analyser_fingerprint(), analyser_fingerprint()
     assert a == b and {"normaliser", "dictionary", "stopwords"} <= set(a)
