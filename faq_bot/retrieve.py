@@ -79,6 +79,7 @@ class Concept:
     text: str
     alternatives: tuple[str, ...]        # match keys (textproc.match_key)
     weight: float                        # IDF: rare words say more
+    earlier: bool = False                # from a follow-up's earlier turns, not the question itself
 
 
 @dataclass
@@ -293,7 +294,7 @@ class Searcher:
         text = query.text
         earlier = self._analyse_one(context)
         own = {c.alternatives for c in query.concepts}
-        concepts = query.concepts + [Concept(c.text, c.alternatives, c.weight * CONTEXT_WEIGHT)
+        concepts = query.concepts + [Concept(c.text, c.alternatives, c.weight * CONTEXT_WEIGHT, earlier=True)
                                      for c in earlier.concepts if c.alternatives not in own]
         words = earlier.words + [w for w in query.words if w not in earlier.words]
         return Query(text=f"{context} {text}", normalized=f"{earlier.normalized} {query.normalized}",

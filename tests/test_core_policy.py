@@ -224,6 +224,17 @@ def test_sentence_signals():
     assert first.coverage == 0.5 and second.previous_coverage == 0.5 and second.window_coverage == 1.0
     assert second.relative_similarity == 0.0 and first.relative_similarity < 0
     assert asks_quantity("模型多大？") and asks_quantity("How many layers?") and not asks_quantity("什麼是 GRU")
+    assert first.own_coverage == first.coverage and second.own_coverage == second.coverage
+
+
+def test_own_coverage_leaves_out_a_follow_ups_earlier_turns():
+    # 「那它多大？」 after a question about the denoising model: 大小 is its own, 去噪 the earlier turn's
+    concepts = [concept("大小", 1.0), Concept("去噪", (match_key("去噪"),), 1.0, earlier=True)]
+    h = hit("去噪模型的介紹。它的大小是 9 MB。", 0.9)
+    h.sentence_scores = [0.9, 0.9]
+    topic, size = read_sentences(result([h], concepts))
+    assert topic.coverage == 0.5 and topic.own_coverage == 0.0
+    assert size.coverage == 0.5 and size.own_coverage == 1.0
 
 
 def test_no_quotable_sentence_or_a_nan_signal_refuses():

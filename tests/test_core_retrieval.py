@@ -160,6 +160,10 @@ def test_a_follow_ups_vector_leans_towards_the_question_itself(fixture_index):
     assert follow_up.dense_background == pytest.approx(float(expected @ searcher._centroid), abs=1e-5)
     assert alone.dense_background == pytest.approx(float(vectors[1] @ searcher._centroid), abs=1e-5)
     assert follow_up.hits[0].chunk.path == "speech.md"
+    # the earlier turn's concepts are marked as such (policy's own_coverage leaves them out)
+    assert not any(c.earlier for c in alone.query.concepts)
+    earlier = {c.text for c in follow_up.query.concepts if c.earlier}
+    assert "語音" in earlier and not any("rtf" in w.lower() for w in earlier)
 
 
 def test_one_question_searches_faiss_on_one_thread_and_restores_the_setting(fixture_index):
