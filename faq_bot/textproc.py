@@ -348,9 +348,11 @@ def sentence_key(sentence: str) -> str:
 
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
-# Headings of link lists: 相關連結, 參考資料, 延伸閱讀, References, Links, Resources ...
-_LINK_SECTION = re.compile(r"(相關|參考|延伸|外部)(連結|鏈接|資料|資源|閱讀|文獻|文章)|\b(references?|links?|resources|"
-                           r"further reading|see also)\b", re.IGNORECASE)
+# Headings of link lists and tables of contents: 相關連結, 參考資料, 延伸閱讀, 文章目錄, References,
+# Links, Resources, Contents ... (a reply to "How big is the speech denoising model?" quoted the
+# LLM page's 「文章目錄」, a row of its sections' titles)
+_LINK_SECTION = re.compile(r"(相關|參考|延伸|外部)(連結|鏈接|資料|資源|閱讀|文獻|文章)|目錄|\b(references?|links?|resources|"
+                           r"further reading|see also|(table of )?contents)\b", re.IGNORECASE)
 _SENTENCE_MARK = re.compile(r"[。！？!?]")
 
 

@@ -71,6 +71,9 @@ def test_navigation_sentences():
     assert is_navigation("ASV-Subtools聲紋識別實戰", "聲紋識別 > 相關連結")
     assert not is_navigation("順道一提最後我們的模型大小是 9 MB。", "語音增強 > 相關連結")
     assert not is_navigation("ASV-Subtools聲紋識別實戰", "聲紋識別")
+    # a table of contents is navigation too
+    assert is_navigation("🧠 MoE (混合專家模型) 📱 Small Language Models (小型語言模型)", "LLM > 文章目錄")
+    assert is_navigation("Speech-to-Speech LLM", "Guide > Table of Contents")
 
 
 def test_best_sentence_leads_even_in_a_lower_passage():
