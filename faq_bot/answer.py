@@ -157,12 +157,7 @@ def passage_around(sentences: list[str], center: int, limit: int = SNIPPET_CHARS
             hi += 1
         else:
             lo -= 1
-    snippet = " ".join(sentences[i] for i in sorted(chosen))
-    if len(snippet) > limit:
-        snippet = snippet[:limit - 1].rstrip() + "…"
-    prefix = "…" if min(chosen) > 0 else ""
-    suffix = "…" if max(chosen) < len(sentences) - 1 and not snippet.endswith("…") else ""
-    return prefix + snippet + suffix
+    return _shown(sentences, sorted(chosen), limit)
 
 
 def passage_snippet(sentences: list[str], center: int, preferred: Iterable[int], limit: int = SNIPPET_CHARS) -> str:
@@ -179,7 +174,12 @@ def passage_snippet(sentences: list[str], center: int, preferred: Iterable[int],
         if 0 <= i < len(sentences) and i not in chosen and length + len(sentences[i]) + 1 <= limit:
             chosen.append(i)
             length += len(sentences[i]) + 1
-    chosen.sort()
+    return _shown(sentences, sorted(chosen), limit)
+
+
+def _shown(sentences: list[str], chosen: list[int], limit: int) -> str:
+    """Sentences `chosen` (indexes in page order) as a visitor reads them: "…" where sentences
+    were left out before, between or after them, cut at `limit` characters."""
     parts: list[str] = []
     for before, i in zip([None, *chosen], chosen):
         if before is not None and i != before + 1:
