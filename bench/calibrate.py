@@ -37,8 +37,8 @@ from faq_bot.calibrate import (  # noqa: E402
 from faq_bot.config import load_config, with_overrides  # noqa: E402
 from faq_bot.eval import load_items  # noqa: E402
 from faq_bot.policy import (  # noqa: E402
-    CALIBRATION_DIR, FEATURES, SENTENCE_FEATURES, Calibration, Decision, LogisticModel, calibration_name,
-    ScoredSentence, decision_features, quotes_for, rank_sentences, read_sentences)
+    CALIBRATION_DIR, FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES, Calibration, Decision, LogisticModel,
+    calibration_name, ScoredSentence, decision_features, passage_values, quotes_for, rank_sentences, read_sentences)
 from faq_bot.retrieve import Searcher  # noqa: E402
 from faq_bot.textproc import eval_key  # noqa: E402
 
@@ -49,6 +49,7 @@ from faq_bot.textproc import eval_key  # noqa: E402
 DECISION_L2 = 10.0
 SENTENCE_L2 = 1.0
 QUOTE_L2 = 1.0
+PASSAGE_L2 = 1.0
 
 
 # The policy is fitted on every labelled question: dev.yaml, and the check sets written over the
@@ -85,10 +86,11 @@ def fit_model(names: tuple[str, ...], x: np.ndarray, y: np.ndarray, l2: float) -
     return LogisticModel(names, tuple(map(float, w)), tuple(map(float, mean)), tuple(map(float, scale)), float(b))
 
 
-def fit_quote_model(names: tuple[str, ...], groups: list[tuple[np.ndarray, np.ndarray]], l2: float) -> LogisticModel:
-    """The quote model: weights from the conditional logistic regression over each question's
-    sentences (`groups`), then one scale and a bias fitted over all sentences, so that its score
-    still reads as a probability. Held out (222 questions, 5 folds, 8 draws), quoting by it instead
+def fit_ranking_model(names: tuple[str, ...], groups: list[tuple[np.ndarray, np.ndarray]], l2: float) -> LogisticModel:
+    """A model that ranks each question's candidates (sentences for the quote model, passages for
+    the passage model): weights from the conditional logistic regression over each question's
+    candidates (`groups`), then one scale and a bias fitted over all of them, so that its score
+    still reads as a probability. For the quote model: Held out (222 questions, 5 folds, 8 draws), quoting by it instead
     of the pooled sentence model: answer@evidence 0.784 -> 0.800 (follow-ups 0.730 -> 0.758, English
     0.868 -> 0.885, Simplified 0.849 -> 0.875, paraphrases 0.726 -> 0.736), with the decision still
     reading the pooled model (false abstention 0.024 and abstention 0.909 unchanged); letting the
@@ -113,6 +115,8 @@ def main() -> int:
                         help="cross-validate over this many fold draws and report the mean (default 1)")
     parser.add_argument("--max-false-abstention", type=float, default=MAX_FALSE_ABSTENTION_TRAIN,
                         help=f"bound on the training folds (default {MAX_FALSE_ABSTENTION_TRAIN})")
+    parser.add_argument("--retrieval-order", action="store_true",
+                        help="quote passages in retrieval's order (no passage model), to compare")
     parser.add_argument("--write", action="store_true", help="store the fit on all questions")
     args = parser.parse_args()
     if args.folds < 2:
@@ -138,16 +142,17 @@ def main() -> int:
     sentence_y = [np.array([sentence_holds_evidence(s, evidence[i]) for s in sents], dtype=int)
                   for i, sents in enumerate(read)]
 
-    def replies(sentence: LogisticModel, quote: LogisticModel, idx: list[int]) -> dict[int, tuple[bool, int, dict]]:
+    def replies(sentence: LogisticModel, quote: LogisticModel, passage: LogisticModel | None,
+                idx: list[int]) -> dict[int, tuple[bool, int, dict]]:
         """For each item: the reply (if answered) holds the evidence, its citations, its features
-        (as policy.decide: features from the sentence model, quotes from the quote model)."""
+        (as policy.decide: features from the sentence model, quotes from the quote and passage models)."""
         out = {}
         for i in idx:
             scored = rank_sentences([copy(s) for s in read[i]], sentence)
             features = decision_features(results[i], scored)
             ranked = rank_sentences(scored, quote)
             reply = build_answer(items[i].question, results[i],
-                                 Decision(True, 1.0, "", quotes_for(results[i], ranked), {}, ranked))
+                                 Decision(True, 1.0, "", quotes_for(results[i], ranked, passage), {}, ranked))
             out[i] = (bool(evidence[i]) and evidence[i] in eval_key(reply.shown_text()), len(reply.citations),
                       features)
         return out
@@ -159,8 +164,17 @@ def main() -> int:
         x = np.vstack([sentence_x[i] for i in answerable])
         t = np.concatenate([sentence_y[i] for i in answerable])
         sentence_model = fit_model(SENTENCE_FEATURES, x, t, SENTENCE_L2)
-        quote_model = fit_quote_model(SENTENCE_FEATURES, [(sentence_x[i], sentence_y[i]) for i in answerable], QUOTE_L2)
-        trial = replies(sentence_model, quote_model, train)
+        quote_model = fit_ranking_model(SENTENCE_FEATURES, [(sentence_x[i], sentence_y[i]) for i in answerable], QUOTE_L2)
+        passage_model = None
+        if not args.retrieval_order:
+            groups = []
+            for i in answerable:
+                values = passage_values(results[i], rank_sentences([copy(s) for s in read[i]], quote_model))
+                ranks = sorted(values)
+                groups.append((np.array([[values[r][f] for f in PASSAGE_FEATURES] for r in ranks]).reshape(-1, len(PASSAGE_FEATURES)),
+                               np.array([int(evidence[i] in eval_key(results[i].hits[r].chunk.text)) for r in ranks])))
+            passage_model = fit_ranking_model(PASSAGE_FEATURES, groups, PASSAGE_L2)
+        trial = replies(sentence_model, quote_model, passage_model, train)
         features = np.array([[trial[i][2][f] for f in FEATURES] for i in train])
         decision = fit_model(FEATURES, features, y[train], DECISION_L2)
         p = [decision.probability(trial[i][2]) for i in train]
@@ -173,11 +187,11 @@ def main() -> int:
             thresholds[language] = (choose_threshold([p[j] for j in group], labels, args.max_false_abstention)
                                     if len(set(labels.tolist())) == 2 else pooled)
         return Calibration(model="", sentence=sentence_model, decision=decision, thresholds=thresholds,
-                           quote=quote_model)
+                           quote=quote_model, passage=passage_model)
 
     def predict(calibration: Calibration, idx: list[int]) -> dict[int, tuple[bool, bool]]:
         out = {}
-        for i, (has, _, features) in replies(calibration.sentence, calibration.quote, idx).items():
+        for i, (has, _, features) in replies(calibration.sentence, calibration.quote, calibration.passage, idx).items():
             answered = (calibration.probability(features) >= calibration.threshold(results[i].query.latin)
                         and not results[i].query.missing_names and bool(results[i].hits))
             out[i] = (answered, answered and has)
@@ -234,7 +248,9 @@ def main() -> int:
     print("\nfit on all: thresholds "
           + ", ".join(f"{k} {v:.3f}" for k, v in full.thresholds.items()))
     for title, model in (("sentence model", full.sentence), ("quote model", full.quote),
-                         ("decision model", full.decision)):
+                         ("passage model", full.passage), ("decision model", full.decision)):
+        if model is None:
+            continue
         print(f"  {title} (weight per standard deviation):")
         for name, value, mu in zip(model.features, model.weights, model.mean):
             print(f"    {name:>30}: {value:+.3f}  (mean {mu:.3f})")
@@ -249,11 +265,11 @@ def main() -> int:
         manifest = searcher.index.manifest
         calibration = Calibration(
             model=f"{manifest.backend}:{manifest.model}", sentence=full.sentence, decision=full.decision,
-            thresholds=full.thresholds, quote=full.quote,
+            thresholds=full.thresholds, quote=full.quote, passage=full.passage,
             notes={"fitted_on": ", ".join(f"{name} ({sources.count(name)})" for name in dict.fromkeys(sources))
                    + f": {len(items)} questions",
                    "fitted_at": time.strftime("%Y-%m-%d"), "folds": args.folds, "fold_draws": args.draws,
-                   "l2": {"decision": DECISION_L2, "sentence": SENTENCE_L2, "quote": QUOTE_L2},
+                   "l2": {"decision": DECISION_L2, "sentence": SENTENCE_L2, "quote": QUOTE_L2, "passage": PASSAGE_L2},
                    "max_false_abstention_train": args.max_false_abstention,
                    "held_out": {k: {m: round(v, 3) for m, v in row.items()} for k, row in held_figures.items()}})
         path = CALIBRATION_DIR / f"{calibration_name(manifest.backend, manifest.model)}.json"

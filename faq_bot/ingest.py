@@ -163,8 +163,8 @@ def ingest(config: Config, *, progress: bool | None = None, log: Callable[[str],
                     sentence_vectors[by_length] = fresh
         if previous and previous.manifest.analyser != fingerprint:
             report.analyser_changed = True
-            log("text analysis changed since the last build (normaliser, dictionary, stop words or "
-                "term mining): rebuilding the word index")
+            log("text analysis changed since the last build (normaliser, dictionary, stop words, sentence "
+                "rules or term mining): rebuilding the word index")
         cutter = word_cutter()
         tokens = [cutter.tokens(c.embed_text()) for c in chunks]
         pairs = mine_term_pairs((c.embed_text() for c in chunks), cutter.words)

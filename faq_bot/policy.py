@@ -4,9 +4,10 @@ From the candidates `retrieve.py` returns, every sentence of the first few passa
 against the question: how much of the question's concepts (IDF-weighted, English terms bridged to
 Chinese) the sentence holds, alone and with its page title and heading, and how close it and its
 passage are in meaning. Two models weigh those signals: one ranks a question's sentences against
-each other and chooses what to quote (the first passages that have a sentence to quote are quoted
-at their best sentence; the best-ranked quote leads the answer), the other says how likely the
-best sentence is to answer at all, for the decision.
+each other and chooses what to quote (each quoted passage is quoted at its best sentence; the
+best-ranked quote leads the answer), the other says how likely the best sentence is to answer at
+all, for the decision. Which passages are quoted: the first two in retrieval's order, then the one
+a third model, over each passage's standing in retrieval and its sentences' scores, ranks highest.
 
 Whether to answer at all is a logistic model over a few signals (best sentence coverage, coverage
 of the best passages, best cosine and its margin over the question's background level, dense/BM25
@@ -37,6 +38,10 @@ SENTENCE_FEATURES = ("coverage", "own_coverage", "context_coverage", "window_cov
                      "closeness", "similarity", "relative_similarity", "previous_relative_similarity",
                      "has_quantity", "navigation", "hit_rank", "position")
 # What P(the question is answerable) reads.
+# What the passage model reads of a candidate passage, to choose which passages are quoted
+# (`passage_values`).
+PASSAGE_FEATURES = ("retrieval_rank", "fused_relative", "dense_reciprocal", "bm25_reciprocal", "first_of_page",
+                    "best_sentence", "second_sentence", "best_coverage", "passage_coverage")
 FEATURES = ("best_sentence_probability", "best_sentence_coverage", "best_sentence_similarity", "passage_coverage",
             "dense_top", "dense_margin", "agreement", "latin", "unknown_noun")
 
@@ -75,6 +80,7 @@ class Calibration:
     decision: LogisticModel               # P(the question is answerable)
     thresholds: dict[str, float]          # answer when P(answerable) >= thresholds[language of the question]
     quote: LogisticModel | None = None    # ranks one question's sentences for quoting (None: `sentence` does)
+    passage: LogisticModel | None = None  # ranks the candidate passages to quote (None: retrieval's order)
     fallback: bool = False                # fitted for another model: refit for this one
     notes: dict = field(default_factory=dict)
 
@@ -101,6 +107,8 @@ def calibration_from_dict(data: dict, fallback: bool = False) -> Calibration:
                        decision=LogisticModel.from_dict(data["decision"], FEATURES),
                        thresholds={k: float(v) for k, v in data["thresholds"].items()},
                        quote=LogisticModel.from_dict(data["quote"], SENTENCE_FEATURES) if data.get("quote") else None,
+                       passage=(LogisticModel.from_dict(data["passage"], PASSAGE_FEATURES)
+                                if data.get("passage") else None),
                        fallback=fallback, notes=data.get("notes", {}))
 
 
@@ -285,14 +293,22 @@ def decision_features(result: SearchResult, sentences: list[ScoredSentence]) -> 
 
 
 # How many quotes come from the first passages in retrieval's order; the rest (if any) from the
-# passages whose best sentence the sentence model scores highest among the other candidates.
+# passages the passage model scores highest among the other candidates (before it: those whose best
+# sentence the sentence model scores highest).
 # Measured on dev.yaml, 5-fold cross-validation over 6 fold draws (sentence model refitted in each),
 # evidence in the reply of 85 answerable questions: with RRF 60, 2 + 1 gave 68-70 (mean 69.3)
 # against 67-69 with 3 in order; with RRF 10 (config.py), 3 in order gives 71 in every draw against
 # 69-70 for 2 + 1, and on the check sets (bench/questions, fit on dev.yaml) 32/40 and 24/36 against
 # 31/40 and 24/36: once retrieval puts the answer higher, its order beats the sentence model's.
 # With the quote model (222 questions, 8 fold draws, held out): 3 / 2 / 1 in order 0.800 / 0.796 / 0.789.
-RETRIEVAL_ORDER_QUOTES = MAX_QUOTES
+# With a passage model (`passage_values`, fitted by bench/calibrate.py: a conditional logistic
+# regression over each question's candidate passages, positive when the passage holds the evidence)
+# choosing the rest, held out (222 questions, 5 folds, 8 fold draws; against 3 in retrieval's order):
+# 2 + 1 by it 0.831 against 0.816 (higher in each of the 8 draws; follow-up 0.801 -> 0.852,
+# paraphrase 0.744 -> 0.768, keyword 0.933 -> 1.0, English 0.885 -> 0.858, Simplified 0.921 ->
+# 0.882); 1 + 2 by it 0.822; all 3 by it 0.819. Without a passage model all three come in
+# retrieval's order (quotes_for).
+RETRIEVAL_ORDER_QUOTES = 2
 # At most this many quotes from one page while another page's passage is among the candidates: the
 # first three hits are often one page's neighbouring passages (a book chapter's GeminiAbstract
 # summary) while the answer is worded in another copy of the talk at rank 4. Answer@evidence with
@@ -318,11 +334,13 @@ def same_statement(a: ScoredSentence, b: ScoredSentence) -> bool:
 
 
 def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
-                  in_order: int = RETRIEVAL_ORDER_QUOTES, pages: Sequence[str] | None = None,
-                  per_page: int = MAX_QUOTES_PER_PAGE) -> list[ScoredSentence]:
+                  in_order: int = MAX_QUOTES, pages: Sequence[str] | None = None,
+                  per_page: int = MAX_QUOTES_PER_PAGE,
+                  passage_scores: dict[int, float] | None = None) -> list[ScoredSentence]:
     """Each quote is the best sentence (by the sentence model) of one passage: the first `in_order`
     passages in retrieval's order that have a sentence to quote, then, up to `limit`, those of the
-    other candidates whose best sentence scores highest. With `pages` (each hit's page, by rank, for
+    other candidates that the passage model scores highest (`passage_scores`, by hit rank), or
+    without it those whose best sentence scores highest. With `pages` (each hit's page, by rank, for
     every rank a sentence has), a page's passages after its first `per_page` come after every other
     page's, in either part, so the reply does not quote one page only while another candidate page
     may say it better. A passage whose best sentence says what a quote already says
@@ -354,14 +372,71 @@ def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
                 taken.add(rank)
 
     take(ranks, min(in_order, limit))
-    take(sorted(ranks, key=lambda r: (r in later, -best[r].score, r)), limit)
+    if passage_scores is not None:
+        take(sorted(ranks, key=lambda r: (r in later, -passage_scores.get(r, 0.0), r)), limit)
+    else:
+        take(sorted(ranks, key=lambda r: (r in later, -best[r].score, r)), limit)
     return sorted(chosen, key=lambda s: (-s.score, s.hit_rank))
 
 
-def quotes_for(result: SearchResult, sentences: list[ScoredSentence]) -> list[ScoredSentence]:
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def passage_values(result: SearchResult, sentences: list[ScoredSentence]) -> dict[int, dict[str, float]]:
+    """The passage model's signals of each candidate passage that has a sentence to quote, by hit
+    rank; `sentences` are ranked (best first) by the model whose scores the quotes follow. Where it
+    stands in retrieval (its rank, its fused score against the first's, its ranks in the dense and
+    word lists, whether an earlier passage of its page came first), how well its best and second
+    sentences score, and how much of the question it and its best sentence hold."""
+    concepts = result.query.concepts
+    top_score = result.hits[0].score if result.hits else 0.0
+    best: dict[int, ScoredSentence] = {}
+    second: dict[int, float] = {}
+    for s in sentences:
+        if s.hit_rank not in best:
+            if not s.navigation:
+                best[s.hit_rank] = s
+        elif s.hit_rank not in second:
+            second[s.hit_rank] = s.score
+    seen_pages: set[str] = set()
+    first_of_page: dict[int, bool] = {}
+    for rank, hit in enumerate(result.hits[:max(best, default=-1) + 1]):
+        first_of_page[rank] = hit.chunk.page_id not in seen_pages
+        seen_pages.add(hit.chunk.page_id)
+    out: dict[int, dict[str, float]] = {}
+    for rank, sentence in best.items():
+        hit = result.hits[rank]
+        out[rank] = {
+            "retrieval_rank": float(rank),
+            "fused_relative": hit.score / top_score if top_score else 0.0,
+            "dense_reciprocal": 1.0 / hit.dense_rank if hit.dense_rank else 0.0,
+            "bm25_reciprocal": 1.0 / hit.bm25_rank if hit.bm25_rank else 0.0,
+            "first_of_page": float(first_of_page[rank]),
+            "best_sentence": _logit(sentence.score),
+            "second_sentence": _logit(second.get(rank, 0.0)),
+            "best_coverage": sentence.coverage,
+            "passage_coverage": coverage(concepts, match_key(hit.chunk.embed_text())),
+        }
+    return out
+
+
+def passage_scores(result: SearchResult, sentences: list[ScoredSentence], model: LogisticModel) -> dict[int, float]:
+    """P(the passage holds the answer) of each candidate passage with a sentence to quote, by hit rank."""
+    return {rank: model.probability(values) for rank, values in passage_values(result, sentences).items()}
+
+
+def quotes_for(result: SearchResult, sentences: list[ScoredSentence],
+               passages: LogisticModel | None = None) -> list[ScoredSentence]:
     """The quotes of an answer to `result` (its sentences scored, best first): `choose_quotes`
-    with each hit's page, as `decide` and bench/calibrate.py's held-out replies both need."""
-    return choose_quotes(sentences, pages=[h.chunk.page_id for h in result.hits])
+    with each hit's page, as `decide` and bench/calibrate.py's held-out replies both need. With a
+    passage model, the first passages in retrieval's order, then the passages it scores highest."""
+    pages = [h.chunk.page_id for h in result.hits]
+    if passages is None:
+        return choose_quotes(sentences, in_order=MAX_QUOTES, pages=pages)
+    return choose_quotes(sentences, in_order=RETRIEVAL_ORDER_QUOTES, pages=pages,
+                         passage_scores=passage_scores(result, sentences, passages))
 
 
 def decide(result: SearchResult, calibration: Calibration) -> Decision:
@@ -371,7 +446,7 @@ def decide(result: SearchResult, calibration: Calibration) -> Decision:
     features = decision_features(result, sentences)
     if calibration.quote is not None:
         sentences = rank_sentences(sentences, calibration.quote)
-    quotes = quotes_for(result, sentences)
+    quotes = quotes_for(result, sentences, calibration.passage)
     if result.query.missing_names:
         return Decision(False, 0.0, f"no page mentions {', '.join(result.query.missing_names)}", quotes, features,
                         sentences)

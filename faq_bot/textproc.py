@@ -275,12 +275,12 @@ class WordCutter:
 
 
 def analyser_fingerprint() -> dict[str, str]:
-    """Everything that decides how text becomes BM25 words and match keys; stored in an index's
-    manifest so that a change rebuilds what depends on it."""
+    """Everything that decides how text becomes BM25 words, match keys and the sentences whose
+    vectors are stored; kept in an index's manifest so that a change rebuilds what depends on it."""
     dictionary = traditional_dictionary()
     stop = hashlib.sha256(" ".join(sorted(STOPWORDS)).encode()).hexdigest()[:12]
     return {"normaliser": str(NORMALISER_VERSION), "dictionary": dictionary.stem,
-            "stopwords": stop}
+            "stopwords": stop, "sentences": str(SENTENCE_RULES_VERSION)}
 
 
 @lru_cache(maxsize=1)
@@ -288,6 +288,12 @@ def word_cutter() -> WordCutter:
     """The process's one WordCutter: loading jieba's dictionary takes about a second."""
     return WordCutter()
 
+
+# Bumped whenever split_sentences or is_navigation change which sentences a passage has or which of
+# them are navigation: ingest stores a vector for each sentence that is not navigation, and a build
+# made under other rules is rebuilt (a sentence that became navigation would otherwise keep its
+# stored vector, and the index would report itself up to date).
+SENTENCE_RULES_VERSION = 2
 
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|(?<=\.)(?=\s|$)")     # within a line: a line always ends one
 # A period that ends no sentence: a list item's number (「2. 你的 GPU…」) or an abbreviation

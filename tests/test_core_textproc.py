@@ -59,7 +59,7 @@ def test_a_list_number_or_an_abbreviation_ends_no_sentence_but_a_line_does():
 
 def test_analyser_fingerprint_is_stable_and_named():
     a, b = analyser_fingerprint(), analyser_fingerprint()
-    assert a == b and {"normaliser", "dictionary", "stopwords"} <= set(a)
+    assert a == b and {"normaliser", "dictionary", "stopwords", "sentences"} <= set(a)
 
 
 def test_latin_words_keep_their_edges_in_match_keys():
