@@ -72,6 +72,7 @@ def test_navigation_sentences():
     assert not is_navigation("最後我們的模型大小是經過優化的9 MB，而 RTF 是 0.08。")
     assert is_navigation("ASV-Subtools聲紋識別實戰", "聲紋識別 > 相關連結")
     assert not is_navigation("順道一提最後我們的模型大小是 9 MB。", "語音增強 > 相關連結")
+    assert not is_navigation("百度是直接封鎖台灣的IP，所以你打不開是很正常的；", "聲紋識別 > 相關連結")   # a clause
     assert not is_navigation("ASV-Subtools聲紋識別實戰", "聲紋識別")
     # a table of contents is navigation too
     assert is_navigation("🧠 MoE (混合專家模型) 📱 Small Language Models (小型語言模型)", "LLM > 文章目錄")
