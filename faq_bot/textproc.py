@@ -225,13 +225,14 @@ class WordCutter:
         When the plain segmentation has only dictionary words, the tagger would cut the text the
         same way (same dictionary, same route) and tag each word with the dictionary's tag: those
         are read directly, for a tenth of the tagger's ~1 ms. Only a word jieba's HMM made up sends
-        the text through the tagger, whose own HMM may cut it otherwise."""
-        import jieba.posseg
-
+        the text through the tagger, whose own HMM may cut it otherwise (postag: the same tags as
+        jieba.posseg's, decoded over arrays)."""
         if self._pos is None:
+            from .postag import ArrayPOSTokenizer     # jieba's tagger, its HMM decoded over arrays
+
             with self._lock:     # built once: 20 requests arriving together built 20 (+1.4 GB RSS, issue 9)
                 if self._pos is None:
-                    self._pos = jieba.posseg.POSTokenizer(self._jieba)
+                    self._pos = ArrayPOSTokenizer(self._jieba)
         text = normalize(text)
         words = self.words(text)
         if all(len(w) < 2 or w.isascii() or self.known(w) for w in words):

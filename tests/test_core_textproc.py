@@ -82,18 +82,16 @@ def test_the_part_of_speech_tagger_is_built_once_when_many_threads_ask_at_once(m
     second of CPU and 70 MB each)."""
     import threading
 
-    import jieba.posseg
-
-
+    from faq_bot import postag
 
     built = []
 
-    class CountedTagger(jieba.posseg.POSTokenizer):
+    class CountedTagger(postag.ArrayPOSTokenizer):
         def __init__(self, *args, **kwargs) -> None:
             built.append(1)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(jieba.posseg, "POSTokenizer", CountedTagger)
+    monkeypatch.setattr(postag, "ArrayPOSTokenizer", CountedTagger)
     cutter = WordCutter()
     start = threading.Barrier(8)
     found = []
