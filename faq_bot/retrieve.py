@@ -31,7 +31,7 @@ class QuestionTooLong(QuestionError):
     """Over settings.max_question_chars."""
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_question(question: object, max_chars: int) -> str:
@@ -39,7 +39,7 @@ def check_question(question: object, max_chars: int) -> str:
     Control characters are removed rather than refused: they come from copy and paste."""
     if not isinstance(question, str):
         raise QuestionError("the question must be text")
-    bad = _SURROGATE.search(question)
+    bad = UNPAIRED_SURROGATE.search(question)
     if bad:   # JSON's "\ud800" escapes decode to these; no text encoding can write one
         raise QuestionError(f"the question holds invalid Unicode (an unpaired surrogate, U+{ord(bad.group()):04X}, "
                             f"at character {bad.start() + 1}): send it as UTF-8 text")

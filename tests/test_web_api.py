@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from helpers import run_cli, start_server
+from helpers import FIXTURE_CONFIG, ask_stream, free_port, run_cli, start_server
 
 PORTAL = "https://deep-learning-101.github.io"
 
@@ -77,6 +77,11 @@ def test_follow_up_uses_the_previous_question(server):
     ({"question": "語音\ud800去噪"}, 400, "invalid Unicode"),
     ({"question": "那它呢？", "history": ["語音\udc00去噪"]}, 400, "history turn 1: the question holds invalid Unicode"),
     ({"question": "那它呢？", "history": [{"role": "user", "content": "\ud83d"}]}, 400, "invalid Unicode"),
+    # anywhere in the history, also where nothing reads it: the bot's turns, a pair's answer, old turns
+    ({"question": "那它呢？", "history": [{"role": "assistant", "content": "答\udfff"}]}, 400,
+     "history turn 1 holds invalid Unicode (an unpaired surrogate, U+DFFF"),
+    ({"question": "那它呢？", "history": [["RAG 是什麼", "答\ud800"]]}, 400, "history turn 1 holds invalid Unicode"),
+    ({"question": "那它呢？", "history": ["\ud800"] + ["RAG"] * 30}, 400, "history turn 1 holds invalid Unicode"),
     (b"[" * 5000, 400, "nested 5000 levels deep"),
     (b'{"question": "RAG", "history": ' + b"[" * 40 + b"]" * 40 + b"}", 400, "nested 41 levels deep"),
     ({"question": "RAG", "history": [1, 2]}, 400, "history turn 1 must be an earlier question"),
@@ -331,22 +336,81 @@ def _fuzz_strategies():
     return st.one_of(request.map(dumps), values.map(dumps), nested.map(str.encode), st.binary(max_size=200))
 
 
-def test_fuzzed_requests_never_get_a_5xx_and_every_4xx_says_why(server):
+@pytest.mark.parametrize("route, examples", [("/api/ask", 300), ("/api/ask/stream", 100)])
+def test_fuzzed_requests_never_get_a_5xx_and_every_4xx_says_why(server, route, examples):
     from hypothesis import HealthCheck, given, settings
 
     seen: dict[int, int] = {}
 
-    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(_fuzz_strategies())
     def check(body: bytes) -> None:
-        status, _, data = ask(server, body)
+        status, headers, data = request(server.url + route, body, {"Content-Type": "application/json"})
         seen[status] = seen.get(status, 0) + 1
         assert status < 500, (status, body[:200], data)
         if status >= 400:
             assert isinstance(data, dict) and isinstance(data.get("error"), str) and data["error"], (status, data)
+        elif route.endswith("/stream"):     # the answer's events; the last is the final answer
+            assert status == 200 and headers["content-type"].startswith("text/event-stream"), (status, headers)
+            assert "event: final" in data and '"answerable"' in data.rsplit("event: final", 1)[1], data[-300:]
         else:
             assert status == 200 and isinstance(data["answerable"], bool), data
 
     check()
     assert seen.get(200) and seen.get(400) and seen.get(413), seen     # the fuzz reached each outcome
+
+
+def test_every_entry_point_writes_the_visitor_log_off_the_event_loop(tmp_path, fixture_index, monkeypatch):
+    """A blocking file write on the event loop would stall every request the server holds: the JSON
+    API, its stream and the Gradio endpoint each log from a worker thread, where no event loop runs.
+    The app runs in this process (uvicorn on a real port, in a thread) so the writes can be watched."""
+    import asyncio
+    import dataclasses
+    import shutil
+    import threading
+    import time
+
+    import uvicorn
+    from gradio_client import Client
+
+    from faq_bot.config import load_config, with_overrides
+    from faq_bot.web.feedback import FeedbackLog
+    from faq_bot.web.server import create_app
+
+    writes: list[tuple[str, bool]] = []
+    real_append = FeedbackLog._append
+
+    def watched_append(self, record: dict) -> None:
+        try:
+            asyncio.get_running_loop()
+            on_loop = True
+        except RuntimeError:
+            on_loop = False
+        writes.append((record["channel"], on_loop))
+        real_append(self, record)
+
+    monkeypatch.setattr(FeedbackLog, "_append", watched_append)
+    index_dir = tmp_path / "index"
+    shutil.copytree(fixture_index, index_dir)
+    config = with_overrides(load_config(FIXTURE_CONFIG), index_dir=index_dir)
+    config = dataclasses.replace(config, settings=dataclasses.replace(config.settings,
+                                                                      feedback_log=tmp_path / "feedback.jsonl"))
+    server = uvicorn.Server(uvicorn.Config(create_app(config, rate_limit=0), host="127.0.0.1", port=free_port(),
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the in-process server did not start"
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{server.config.port}"
+        assert request(url + "/api/ask", json.dumps({"question": "混合檢索是怎麼做的"}).encode(),
+                       {"Content-Type": "application/json"})[0] == 200
+        assert ask_stream(url, {"question": "語音去噪模型多大？"})[0] == 200
+        assert Client(url, verbose=False).predict("等錯誤率 EER 是怎麼定義的", api_name="/ask")["answerable"] is not None
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert writes == [("api", False), ("api", False), ("gradio", False)]

@@ -3,6 +3,7 @@ message, history turns checked like questions. (Through HTTP: test_web_api.)"""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -97,10 +98,15 @@ def test_only_the_last_turns_of_a_long_history_are_read():
     ([[]], RequestError, "history turn 1 must be"),
     ([[1, "answer"]], RequestError, "history turn 1 must be"),
     (["語音\udc00"], QuestionError, "history turn 1: the question holds invalid Unicode"),
+    ([{"role": "assistant", "content": "答\udfff"}], QuestionError,
+     "history turn 1 holds invalid Unicode (an unpaired surrogate, U+DFFF, at character 2 of its text)"),
+    ([{"role": "user", "content": "RAG", "note\ud800": 1}], QuestionError, "history turn 1 holds invalid Unicode"),
+    (["RAG", ["問", {"x": ["\udc00"]}]], QuestionError, "history turn 2 holds invalid Unicode"),
+    (["\ud800"] + ["RAG"] * (MAX_HISTORY_TURNS + 5), QuestionError, "history turn 1 holds invalid Unicode"),
     (["語" * 31, "語" * 41], QuestionTooLong, "history turn 2: the question is 41 characters long; the limit is 40"),
 ])
 def test_bad_history_is_refused_with_the_turn_and_what_to_change(history, error, message):
-    with pytest.raises(error, match=message) as caught:
+    with pytest.raises(error, match=re.escape(message)) as caught:
         check_history(history, 40)
     assert caught.type is error
 

@@ -100,15 +100,51 @@ def test_an_unreadable_current_does_not_stop_later_reloads(live_index, caplog):
     assert live.reloads == 1
 
 
-def test_the_build_that_failed_is_the_one_recorded(live_index, caplog):
+def _current_moves_on_while_loading(monkeypatch, index_dir: Path, to: Path) -> None:
+    """CURRENT names `to` as soon as a build starts loading (an ingest that finished meanwhile),
+    whichever way the build is loaded."""
+    from faq_bot import index as index_module
+
+    real = index_module.load_build
+
+    def loading(build, *args, **kwargs):
+        (index_dir / "CURRENT").write_text(to.name + "\n", encoding="utf-8")
+        return real(build, *args, **kwargs)
+
+    monkeypatch.setattr(index_module, "load_build", loading)
+    monkeypatch.setattr(live_module, "load_build", loading)
+
+
+def test_the_build_that_failed_is_the_one_recorded(live_index, caplog, monkeypatch):
+    """Recorded against the build that was loaded, not against what CURRENT names once it failed:
+    a good build installed meanwhile is then loaded, not skipped as the failed one."""
     index_dir, live = live_index
     served = live.build
     damaged = _point_current_at(index_dir, served, "build-99990101-000000-000003", damage=True)
+    newer = index_dir / "build-99990101-000000-000004"
+    shutil.copytree(served, newer)
+    _current_moves_on_while_loading(monkeypatch, index_dir, newer)
     with caplog.at_level(logging.WARNING, logger="faq_bot.web"):
         live.get()
         _wait_for(lambda: live.failed is not None, "the failed load to be recorded")
     assert live.failed == damaged and live.build == served
     assert damaged.name in caplog.text
+    _wait_for(lambda: live.get().index.build_dir == newer, "the newer build to be served")
+
+
+def test_a_build_that_fails_at_start_is_the_one_recorded(tmp_path, fixture_index, monkeypatch):
+    """The same when the server starts on a damaged build and an ingest finishes while it loads."""
+    index_dir = tmp_path / "index"
+    shutil.copytree(fixture_index, index_dir)
+    good = index_dir / (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    damaged = _point_current_at(index_dir, good, "build-99990101-000000-000005", damage=True)
+    newer = index_dir / "build-99990101-000000-000006"
+    shutil.copytree(good, newer)
+    _current_moves_on_while_loading(monkeypatch, index_dir, newer)
+    live = LiveSearcher(with_overrides(load_config(FIXTURE_CONFIG), index_dir=index_dir), check_every=0)
+    assert live.failed == damaged and live.build is None
+    _wait_for(lambda: live.load_now(), "the newer build to load")
+    assert live.get().index.build_dir == newer
 
 
 def test_a_switch_hands_the_old_builds_memory_back_once_requests_are_done(live_index, monkeypatch):

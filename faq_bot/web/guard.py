@@ -15,7 +15,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..retrieve import QuestionError, QuestionTooLong, check_question
+from ..retrieve import UNPAIRED_SURROGATE, QuestionError, QuestionTooLong, check_question
 
 # The JSON API's body: a question (2,000 characters, at most 6 KB as UTF-8) and the last turns of
 # history; the widget sends its last 5 questions. 64 KB holds 10 full-length turns.
@@ -94,7 +94,9 @@ def check_history(history: object, max_chars: int) -> list[str]:
     """The earlier questions of a chat history: a list of questions (text), of {"role", "content"}
     messages or of [question, answer] pairs, its last MAX_HISTORY_TURNS turns. Each question is
     checked as a question is (text, valid Unicode, at most `max_chars`; empty ones are skipped);
-    a wrong type is a RequestError(400), a question over the limit a QuestionTooLong (413)."""
+    a wrong type is a RequestError(400), a question over the limit a QuestionTooLong (413). Invalid
+    Unicode anywhere in the history (the bot's turns, a pair's answer, older turns) is a
+    QuestionError (400) too: no text encoding can write it, so the client sent something broken."""
     if history is None:
         return []
     if not isinstance(history, list):
@@ -117,7 +119,29 @@ def check_history(history: object, max_chars: int) -> list[str]:
             questions.append(check_question(item, max_chars))
         except QuestionError as exc:
             raise type(exc)(f"history turn {n}: {exc}") from None
+    for n, item in enumerate(history, 1):      # invalid anywhere, also where nothing reads it
+        found = _unpaired_surrogate(item)
+        if found is not None:
+            text, at = found
+            raise QuestionError(f"history turn {n} holds invalid Unicode (an unpaired surrogate, "
+                                f"U+{ord(text[at]):04X}, at character {at + 1} of its text): send it as UTF-8 text")
     return questions
+
+
+def _unpaired_surrogate(value: object) -> tuple[str, int] | None:
+    """The first text (a string, an object's key or value, at any depth) holding an unpaired
+    surrogate, and its position. Depth is bounded by MAX_JSON_DEPTH before a body is parsed."""
+    if isinstance(value, str):
+        bad = UNPAIRED_SURROGATE.search(value)
+        return (value, bad.start()) if bad else None
+    if isinstance(value, dict):
+        value = [part for pair in value.items() for part in pair]
+    if isinstance(value, list):
+        for part in value:
+            found = _unpaired_surrogate(part)
+            if found is not None:
+                return found
+    return None
 
 
 class BodyGuard:

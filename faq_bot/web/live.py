@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..embed import BatchingEmbedder, embedder_from_settings
-from ..index import IndexLoadError, current_build, load_build
+from ..index import current_build, load_build
 from ..retrieve import Searcher
 
 log = logging.getLogger("faq_bot.web")
@@ -107,12 +107,14 @@ class LiveSearcher:
         self._build: Path | None = None
         self._status = Status("starting", detail="no index yet")
         self._failed: Path | None = None       # a build that would not load: not retried until CURRENT moves on
-        if current_build(self.index_dir) is not None:   # an index is there: answer from it at once
+        build = self._new_build()
+        if build is not None:            # an index is there: answer from it at once
             self._embedder = BatchingEmbedder(embedder_from_settings(config.settings))
+            # this build, even if CURRENT has moved on meanwhile: a failure is recorded against it
             try:
-                first = Searcher.open(config, embedder=self._embedder)
-            except IndexLoadError as exc:       # damaged or another model: the keeper replaces it
-                self._failed = current_build(self.index_dir)
+                first = Searcher(load_build(build), self._embedder, config.settings)
+            except Exception as exc:  # noqa: BLE001 -- damaged, another model: the keeper replaces it
+                self._failed = build
                 log.warning("the index in %s does not load (%s); getting a new one", self.index_dir, exc)
             else:
                 self._searcher, self._build = first, first.index.build_dir
