@@ -306,3 +306,21 @@ def test_diversify_caps_a_page_and_puts_a_repeated_passage_after_the_others():
     assert [h.chunk.text for h in top] == [hits[i].chunk.text for i in (0, 1, 3, 5)]
     assert [h.chunk.text for h in diversify(hits, per_page=2, k=6)][4:] == [hits[2].chunk.text, hits[4].chunk.text]
     assert len(diversify(hits, per_page=3, k=3)) == 3
+
+
+def test_diversify_keeps_a_passage_that_holds_a_shorter_one():
+    """A meetup's heading line is part of the table that lists the meetup with its date, not a
+    copy of it: both stay in the top places."""
+    from faq_bot.chunk import Chunk
+    from faq_bot.retrieve import Hit, diversify
+
+    def hit(page: str, text: str) -> Hit:
+        chunk = Chunk(id=f"{page}::{text[:4]}", source="site", path=page, url=f"https://example.org/{page}",
+                      anchor="s", title="t", section="", text=text, content_hash=text)
+        return Hit(chunk, 0.1, 0.9, 1.0, 1, 1)
+
+    heading = "2020/03/20, 杜岳華, 幾何深度學習是在幾何什麼的？"
+    table = ("44 | 神經網路的黑執事 | 2020/08/14 | 黃志勝\n43 | 幾何深度學習是在幾何什麼的？ | 2020/03/20 | 杜岳華\n"
+             "42 | 語音辨識的前世今生 | 2020/02/21 | 陳縕儂\n41 | 強化學習的應用與挑戰 | 2020/01/17 | 林軒田")
+    hits = [hit("html/NO43.html", heading), hit("README.md", table), hit("b.md", "另一頁的說明。")]
+    assert [h.chunk.path for h in diversify(hits, per_page=2, k=2)] == ["html/NO43.html", "README.md"]

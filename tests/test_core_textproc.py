@@ -156,7 +156,8 @@ def test_repeats_reads_the_shorter_texts_share_of_character_pairs():
     assert char_pairs("語音去噪") == {"語音", "音去", "去噪"} and char_pairs("語") == set()
     long, edited = char_pairs("最後我們的模型大小是九百萬位元組"), char_pairs("我們的模型大小是九百萬位元組左右")
     assert repeats(long, edited) and repeats(edited, long)
-    assert repeats(char_pairs("模型大小是"), long)              # all of a shorter text's pairs
+    assert repeats(char_pairs("我們的模型大小是九百萬"), long)    # all of a shorter text's pairs
+    assert not repeats(char_pairs("模型大小是"), long)          # under half as long: a part, not a copy
     assert not repeats(char_pairs("今天天氣很好"), long)
     assert not repeats(set(), long) and not repeats(set(), set())   # an empty text repeats nothing
     half = char_pairs("模型大小是很大的問題")                      # 4 of its 9 pairs are in `long`
