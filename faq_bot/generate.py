@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import logging
 import math
 import os
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -514,12 +516,20 @@ class Generation:
         return sum(c.corrected for c in self.checked)
 
 
+def _transport_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """(timeouts, other errors) of the HTTP library under the installed openai: httpx up to
+    openai 2, httpx2 from openai 3, whose exceptions are not httpx's; a stream read that stalls
+    raises them past openai's own. Both, where both are loaded."""
+    importlib.import_module("openai")      # which loads the library it uses
+    libraries = [sys.modules[name] for name in ("httpx", "httpx2") if name in sys.modules]
+    return (tuple(lib.TimeoutException for lib in libraries), tuple(lib.HTTPError for lib in libraries))
+
+
 class Writer:
     """Writes answers with one OpenAI-compatible endpoint. Thread-safe: one per server."""
 
     def __init__(self, llm: LLMSettings, clock: Callable[[], float] = time.monotonic) -> None:
-        import httpx
-        from openai import OpenAI
+        from openai import OpenAI, Timeout
 
         check_llm(llm)
         self.llm = llm
@@ -530,7 +540,7 @@ class Writer:
         self.has_key = bool(key)
         # api_key is always given: the client would otherwise send $OPENAI_API_KEY to any endpoint
         self.client = OpenAI(base_url=llm.base_url, api_key=key or "no-key", max_retries=0,
-                             timeout=httpx.Timeout(llm.timeout_s, connect=min(llm.timeout_s, 10.0)))
+                             timeout=Timeout(llm.timeout_s, connect=min(llm.timeout_s, 10.0)))
         self.breaker = Breaker(clock=clock)
 
     def describe(self) -> str:
@@ -641,9 +651,9 @@ class Writer:
         """The model's text as it streams. Every way the endpoint can fail becomes an LLMFailure:
         no connection, a refused key, 429/5xx, no word within timeout_s, past timeout_s in all, or
         a stream that ends without saying it is finished."""
-        import httpx
         import openai
 
+        timeouts, transport_errors = _transport_errors()
         deadline = started + self.llm.timeout_s
         stream = None
         try:
@@ -672,9 +682,9 @@ class Writer:
             raise LLMFailure(f"http {exc.status_code}", type(exc).__name__) from exc
         except openai.APIConnectionError as exc:
             raise LLMFailure("unreachable", type(exc.__cause__ or exc).__name__) from exc
-        except (httpx.TimeoutException, TimeoutError) as exc:
+        except (*timeouts, TimeoutError) as exc:
             raise LLMFailure("timeout", f"no token within {self.llm.timeout_s:g} s") from exc
-        except (openai.OpenAIError, httpx.HTTPError, OSError, ValueError) as exc:
+        except (openai.OpenAIError, *transport_errors, OSError, ValueError) as exc:
             raise LLMFailure("cut", type(exc).__name__) from exc
         finally:
             if stream is not None:

@@ -336,8 +336,9 @@ def _split_sentences(text: str) -> tuple[str, ...]:
 # one of two repeated sentences (policy.same_statement: 0.5, 0.6 and 0.7 chose the same quotes for
 # the 222 labelled questions, 0.8 let reworded copies through). A change moves both.
 DUPLICATE_OVERLAP = 0.7
-# ... and neither is less than half as long as the other: a short passage found inside a longer
-# one is a part of it, not a copy. A meetup's 30-character heading line (「2020/03/20, 杜岳華, 幾何深度
+# ... and neither has less than half as many distinct pairs as the other: a short passage found
+# inside a longer one is a part of it, not a copy (diversify compares 160-character openings, so
+# this only tells a short passage from a long one). A meetup's 30-character heading line (「2020/03/20, 杜岳華, 幾何深度
 # 學習是在幾何什麼的？」) counted as a repeat of the README table that lists the meetup with its date,
 # and search dropped the table. Held out (222 questions, 8 fold draws): answer@evidence 0.832 ->
 # 0.838 (English 0.855 -> 0.885), false abstention 0.024 -> 0.026, abstention 0.912 -> 0.916; 0.7
@@ -352,7 +353,8 @@ def char_pairs(key: str) -> set[str]:
 
 
 def repeats(a: set[str], b: set[str], overlap: float = DUPLICATE_OVERLAP) -> bool:
-    """Whether two texts' `char_pairs` say they are one text with small edits."""
+    """Whether two texts' `char_pairs` say they are one text with small edits: of like length
+    (DUPLICATE_LENGTH_RATIO), and most of the shorter one's pairs in the other (`overlap`)."""
     shorter, longer = sorted((len(a), len(b)))
     return shorter > 0 and shorter >= DUPLICATE_LENGTH_RATIO * longer and len(a & b) >= overlap * shorter
 

@@ -34,8 +34,8 @@ def test_the_array_tagger_cuts_and_tags_as_jieba_does(taggers, text):
 
 
 def test_the_decoder_returns_jiebas_score_and_states_for_a_run_of_unknown_characters():
-    """The decoding itself, on runs where ties decide (no character of 鼻嘎獸 or 劉尚霖 is in the
-    Simplified tables: every state scores the same floor)."""
+    """The decoding itself, on runs where ties decide: 獸 and 劉 are not in the table of possible
+    states (all 256 are tried) and most states cannot emit them; no state emits 龘靐齉."""
     from jieba.posseg import char_state_tab_P, emit_P, start_P, trans_P
     from jieba.posseg.viterbi import viterbi
 
@@ -53,3 +53,19 @@ CHARACTERS = "語音去噪模型的大小是多少推論速度鄭捷峰劉尚霖
 def test_any_text_is_tagged_as_jieba_tags_it(taggers, text):
     jieba_tagger, array_tagger = taggers
     assert tags(array_tagger, text) == tags(jieba_tagger, text)
+
+
+def test_the_array_tagger_never_calls_jiebas_own_decoder(taggers, monkeypatch):
+    """Its speed rests on overriding posseg's private `__cut`: were that renamed in a later jieba,
+    the output would stay the same and only this test would say so."""
+    jieba_tagger, array_tagger = taggers
+    text = "鼻嘎獸很可愛"                        # 鼻嘎獸 goes through the HMM
+    expected = tags(jieba_tagger, text)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("jieba's Python Viterbi was called")
+
+    monkeypatch.setattr(jieba.posseg, "viterbi", refuse)
+    with pytest.raises(RuntimeError, match="Python Viterbi"):
+        tags(jieba_tagger, text)                  # the patch reaches jieba's own decoding
+    assert tags(array_tagger, text) == expected

@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from helpers import FIXTURE_CONFIG, ask_stream, free_port, run_cli, start_server
+from helpers import FIXTURE_CONFIG, ask_stream, run_cli, start_server
 
 PORTAL = "https://deep-learning-101.github.io"
 
@@ -364,10 +364,12 @@ def test_fuzzed_requests_never_get_a_5xx_and_every_4xx_says_why(server, route, e
 def test_every_entry_point_writes_the_visitor_log_off_the_event_loop(tmp_path, fixture_index, monkeypatch):
     """A blocking file write on the event loop would stall every request the server holds: the JSON
     API, its stream and the Gradio endpoint each log from a worker thread, where no event loop runs.
-    The app runs in this process (uvicorn on a real port, in a thread) so the writes can be watched."""
+    The app runs in this process (uvicorn on a real port, in a thread; no index keeper) so the
+    writes can be watched."""
     import asyncio
     import dataclasses
     import shutil
+    import socket
     import threading
     import time
 
@@ -376,6 +378,7 @@ def test_every_entry_point_writes_the_visitor_log_off_the_event_loop(tmp_path, f
 
     from faq_bot.config import load_config, with_overrides
     from faq_bot.web.feedback import FeedbackLog
+    from faq_bot.web.live import LiveSearcher
     from faq_bot.web.server import create_app
 
     writes: list[tuple[str, bool]] = []
@@ -396,21 +399,29 @@ def test_every_entry_point_writes_the_visitor_log_off_the_event_loop(tmp_path, f
     config = with_overrides(load_config(FIXTURE_CONFIG), index_dir=index_dir)
     config = dataclasses.replace(config, settings=dataclasses.replace(config.settings,
                                                                       feedback_log=tmp_path / "feedback.jsonl"))
-    server = uvicorn.Server(uvicorn.Config(create_app(config, rate_limit=0), host="127.0.0.1", port=free_port(),
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    sock = socket.socket()              # bound here, so no other process can take the port meanwhile
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(config, rate_limit=0, live=LiveSearcher(config)), log_config=None, log_level="warning",
+                                           timeout_graceful_shutdown=5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
+    client = None
     try:
         deadline = time.monotonic() + 60
         while not server.started:
             assert time.monotonic() < deadline and thread.is_alive(), "the in-process server did not start"
             time.sleep(0.05)
-        url = f"http://127.0.0.1:{server.config.port}"
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         assert request(url + "/api/ask", json.dumps({"question": "混合檢索是怎麼做的"}).encode(),
                        {"Content-Type": "application/json"})[0] == 200
         assert ask_stream(url, {"question": "語音去噪模型多大？"})[0] == 200
-        assert Client(url, verbose=False).predict("等錯誤率 EER 是怎麼定義的", api_name="/ask")["answerable"] is not None
+        client = Client(url, verbose=False)
+        assert client.predict("等錯誤率 EER 是怎麼定義的", api_name="/ask")["answerable"] is not None
     finally:
+        if client is not None:
+            client.close()
         server.should_exit = True
         thread.join(timeout=30)
+        sock.close()
+    assert not thread.is_alive(), "the in-process server did not stop"
     assert writes == [("api", False), ("api", False), ("gradio", False)]
