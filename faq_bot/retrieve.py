@@ -31,7 +31,14 @@ class QuestionTooLong(QuestionError):
     """Over settings.max_question_chars."""
 
 
-UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unpaired_surrogate(text: str) -> str | None:
+    """Where `text` holds an unpaired surrogate ("an unpaired surrogate, U+D800, at character 3"),
+    or None. JSON's "\ud800" escapes decode to these; no text encoding can write one."""
+    bad = _SURROGATE.search(text)
+    return f"an unpaired surrogate, U+{ord(bad.group()):04X}, at character {bad.start() + 1}" if bad else None
 
 
 def check_question(question: object, max_chars: int) -> str:
@@ -39,10 +46,9 @@ def check_question(question: object, max_chars: int) -> str:
     Control characters are removed rather than refused: they come from copy and paste."""
     if not isinstance(question, str):
         raise QuestionError("the question must be text")
-    bad = UNPAIRED_SURROGATE.search(question)
-    if bad:   # JSON's "\ud800" escapes decode to these; no text encoding can write one
-        raise QuestionError(f"the question holds invalid Unicode (an unpaired surrogate, U+{ord(bad.group()):04X}, "
-                            f"at character {bad.start() + 1}): send it as UTF-8 text")
+    bad = unpaired_surrogate(question)
+    if bad:
+        raise QuestionError(f"the question holds invalid Unicode ({bad}): send it as UTF-8 text")
     text = clean_text(question)
     if not text:
         raise QuestionError("the question is empty: type a question about Deep Learning 101's pages")

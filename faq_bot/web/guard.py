@@ -15,7 +15,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..retrieve import UNPAIRED_SURROGATE, QuestionError, QuestionTooLong, check_question
+from ..retrieve import QuestionError, QuestionTooLong, check_question, unpaired_surrogate
 
 # The JSON API's body: a question (2,000 characters, at most 6 KB as UTF-8) and the last turns of
 # history; the widget sends its last 5 questions. 64 KB holds 10 full-length turns.
@@ -120,25 +120,22 @@ def check_history(history: object, max_chars: int) -> list[str]:
         except QuestionError as exc:
             raise type(exc)(f"history turn {n}: {exc}") from None
     for n, item in enumerate(history, 1):      # invalid anywhere, also where nothing reads it
-        found = _unpaired_surrogate(item)
-        if found is not None:
-            text, at = found
-            raise QuestionError(f"history turn {n} holds invalid Unicode (an unpaired surrogate, "
-                                f"U+{ord(text[at]):04X}, at character {at + 1} of its text): send it as UTF-8 text")
+        bad = _surrogate_within(item)
+        if bad is not None:
+            raise QuestionError(f"history turn {n} holds invalid Unicode ({bad} of its text): send it as UTF-8 text")
     return questions
 
 
-def _unpaired_surrogate(value: object) -> tuple[str, int] | None:
-    """The first text (a string, an object's key or value, at any depth) holding an unpaired
-    surrogate, and its position. Depth is bounded by MAX_JSON_DEPTH before a body is parsed."""
+def _surrogate_within(value: object) -> str | None:
+    """`unpaired_surrogate` of the first text (a string, an object's key or value, at any depth)
+    that holds one. Depth is bounded by MAX_JSON_DEPTH before a body is parsed."""
     if isinstance(value, str):
-        bad = UNPAIRED_SURROGATE.search(value)
-        return (value, bad.start()) if bad else None
+        return unpaired_surrogate(value)
     if isinstance(value, dict):
         value = [part for pair in value.items() for part in pair]
     if isinstance(value, list):
         for part in value:
-            found = _unpaired_surrogate(part)
+            found = _surrogate_within(part)
             if found is not None:
                 return found
     return None

@@ -108,16 +108,9 @@ class LiveSearcher:
         self._status = Status("starting", detail="no index yet")
         self._failed: Path | None = None       # a build that would not load: not retried until CURRENT moves on
         build = self._new_build()
-        if build is not None:            # an index is there: answer from it at once
-            self._embedder = BatchingEmbedder(embedder_from_settings(config.settings))
-            # this build, even if CURRENT has moved on meanwhile: a failure is recorded against it
-            try:
-                first = Searcher(load_build(build), self._embedder, config.settings)
-            except Exception as exc:  # noqa: BLE001 -- damaged, another model: the keeper replaces it
-                self._failed = build
-                log.warning("the index in %s does not load (%s); getting a new one", self.index_dir, exc)
-            else:
-                self._searcher, self._build = first, first.index.build_dir
+        first = self._open(build) if build is not None else None   # an index is there: answer from it at once
+        if first is not None:
+            self._searcher, self._build = first, first.index.build_dir
         self._checked = time.monotonic()
         self._reload_lock = threading.Lock()  # held from noticing a new build until it is loaded (or not)
         self.reloads = 0
@@ -183,23 +176,30 @@ class LiveSearcher:
         finally:
             self._reload_lock.release()
 
-    def _load_locked(self, build: Path) -> None:
+    def _open(self, build: Path) -> Searcher | None:
+        """A searcher over `build` (this build, even if CURRENT has moved on meanwhile), or None: a
+        build that would not load, whatever broke it (damaged, another model), is recorded as the
+        failed one and logged, and the one served stays (at start, the keeper replaces it)."""
         try:
             if self._embedder is None:
                 self._embedder = BatchingEmbedder(embedder_from_settings(self.config.settings))
-            # this build, even if CURRENT has moved on meanwhile: a failure is recorded against it
-            fresh = Searcher(load_build(build), self._embedder, self.config.settings)
+            return Searcher(load_build(build), self._embedder, self.config.settings)
         except Exception as exc:  # noqa: BLE001 -- whatever broke the load, keep serving the old build
             self._failed = build
             served = self._build.name if self._build else "nothing (no index yet)"
             log.warning("could not load the new index build %s; still answering from %s: %s",
                         build.name, served, exc)
-        else:
-            switched = self._searcher is not None
-            self._searcher, self._build = fresh, fresh.index.build_dir
-            self.reloads += 1
-            log.info("switched to index build %s", fresh.index.build_dir.name)
-            if switched:
-                timer = threading.Timer(RELEASE_AFTER_SECONDS, release_memory)
-                timer.daemon = True
-                timer.start()
+            return None
+
+    def _load_locked(self, build: Path) -> None:
+        fresh = self._open(build)
+        if fresh is None:
+            return
+        switched = self._searcher is not None
+        self._searcher, self._build = fresh, fresh.index.build_dir
+        self.reloads += 1
+        log.info("switched to index build %s", fresh.index.build_dir.name)
+        if switched:
+            timer = threading.Timer(RELEASE_AFTER_SECONDS, release_memory)
+            timer.daemon = True
+            timer.start()
