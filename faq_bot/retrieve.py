@@ -387,7 +387,7 @@ class Searcher:
                     continue
                 unknown_terms.append(word)
             aliases = tuple(dict.fromkeys(match_key(en) for en in english_aliases.get(word, [])))
-            concepts.append(Concept(word, (match_key(word), *aliases), self._idf_of(df)))
+            concepts.append(Concept(word, (match_key(word), *aliases), self._idf_of(df) * self.cutter.word_weight(word)))
         missing = [p for p in name_phrases(text) if not self._name_written(p)]
         unknown = [n for n in self.cutter.nouns(normalized) if self._unknown_noun(n)] + unknown_terms
         return Query(text=text, normalized=normalized, words=words, concepts=concepts, latin=latin,
@@ -433,11 +433,20 @@ class Searcher:
             hit.sentence_scores = [next(sims) if r is not None else math.nan for r in found]
 
     def _bm25(self, words: list[str], n: int) -> list[tuple[int, float]]:
-        ids = [self._vocab[w] for w in dict.fromkeys(words) if w in self._vocab]
-        if not ids:
+        """BM25 over the question's words, each word's score weighted by `WordCutter.word_weight`
+        (bm25s stores each word's score in every chunk that has it: a weighted sum of those rows)."""
+        found = [(self._vocab[w], self.cutter.word_weight(w)) for w in dict.fromkeys(words) if w in self._vocab]
+        if not found:
             return []
-        scores = self.index.bm25.get_scores(ids)
+        table = self.index.bm25.scores
+        data, indices, indptr = table["data"], table["indices"], table["indptr"]
+        spans = [(indptr[i], indptr[i + 1], weight) for i, weight in found]
+        rows = np.concatenate([indices[a:b] for a, b, _ in spans])
+        values = np.concatenate([data[a:b] * np.float32(weight) for a, b, weight in spans])
+        scores = np.bincount(rows, weights=values, minlength=len(self.index.chunks))[:len(self.index.chunks)]
         n = min(n, len(scores))
+        if n == 0:
+            return []
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(i), float(scores[i])) for i in top if scores[i] > 0]

@@ -198,6 +198,20 @@ def traditional_dictionary() -> Path:
 # Texts this short (terms, short questions) have their BM25 words remembered, this many of them
 # (a few MB); ingest's passages are longer and are cut each time.
 SHORT_TEXT_CHARS = 64
+
+# What a question's word weighs in the word search (BM25) and in the concepts a passage should cover,
+# by its part of speech in jieba's dictionary (`WordCutter.word_weight`); nouns, names and unknown
+# words 1. A function word (tags m r u p d f c y q z: numerals, pronouns, particles, prepositions,
+# adverbs, localisers, conjunctions, modals, measure words, status words) is rare in the pages, so
+# its IDF made 多久, 哪一年, 的話, 以前 a question's heaviest words. Held out (222 questions, 5
+# folds, 8 fold draws; answer@evidence / false abstention / abstention), against 0.838 / 0.026 /
+# 0.916 with every word at 1: verbs 0.7 and function words 0.3 in both places 0.854 / 0.026 / 0.912
+# (higher in 7 of the 8 draws; paraphrase 0.771 -> 0.791, follow-up 0.848 -> 0.875); in the word
+# search alone 0.847 / 0.025 / 0.912, in the concepts alone 0.843 / 0.027 / 0.912; verbs 1 and
+# function words 0.3 in both 0.840; verbs 0.5 / function words 0.3 in the word search alone 0.849 /
+# 0.020 / 0.909, with the concepts too 0.845 / 0.022 / 0.905 (bench/README.md lists the rest).
+QUESTION_WORD_WEIGHTS = {"verb": 0.7, "function": 0.3}
+FUNCTION_WORD_TAGS = frozenset("mrupdfcyqz")
 SHORT_TEXTS_KEPT = 8192
 
 
@@ -219,6 +233,32 @@ class WordCutter:
         with self._lock:
             self._jieba.initialize()
 
+    def _tagger(self):
+        """jieba's part-of-speech tagger over this cutter's dictionary, built once."""
+        if self._pos is None:
+            from .postag import ArrayPOSTokenizer     # jieba's tagger, its HMM decoded over arrays
+
+            with self._lock:     # built once: 20 requests arriving together built 20 (+1.4 GB RSS, issue 9)
+                if self._pos is None:
+                    self._pos = ArrayPOSTokenizer(self._jieba)
+        return self._pos
+
+    def word_weight(self, word: str) -> float:
+        """How much a question's word says about what it asks, by the part of speech the dictionary
+        gives it (`QUESTION_WORD_WEIGHTS`): a noun or a name 1, a verb less, a function word (多久,
+        哪一年, 的話, 以前) little. Such words are rare in the pages, so their IDF alone made them a
+        question's heaviest words. Latin words and words the dictionary lacks (names, terms) count 1."""
+        if word.isascii():
+            return 1.0
+        tag = self._tagger().word_tag_tab.get(word)
+        if not tag:
+            return 1.0
+        if tag[0] == "v" and tag != "vn":          # vn: a verb used as a noun (訓練, 辨識)
+            return QUESTION_WORD_WEIGHTS["verb"]
+        if tag[0] in FUNCTION_WORD_TAGS:
+            return QUESTION_WORD_WEIGHTS["function"]
+        return 1.0
+
     def nouns(self, text: str) -> list[str]:
         """The Chinese nouns of a text (jieba's part-of-speech tags n, nr, ns, nt, nz ...).
 
@@ -227,18 +267,13 @@ class WordCutter:
         are read directly, for a tenth of the tagger's ~1 ms. Only a word jieba's HMM made up sends
         the text through the tagger, whose own HMM may cut it otherwise (postag: the same tags as
         jieba.posseg's, decoded over arrays)."""
-        if self._pos is None:
-            from .postag import ArrayPOSTokenizer     # jieba's tagger, its HMM decoded over arrays
-
-            with self._lock:     # built once: 20 requests arriving together built 20 (+1.4 GB RSS, issue 9)
-                if self._pos is None:
-                    self._pos = ArrayPOSTokenizer(self._jieba)
+        tagger = self._tagger()
         text = normalize(text)
         words = self.words(text)
         if all(len(w) < 2 or w.isascii() or self.known(w) for w in words):
-            tags = self._pos.word_tag_tab
+            tags = tagger.word_tag_tab
             return [w for w in words if not w.isascii() and tags.get(w, "x").startswith("n")]
-        return [w for w, flag in self._pos.cut(text) if flag.startswith("n") and not w.isascii()]
+        return [w for w, flag in tagger.cut(text) if flag.startswith("n") and not w.isascii()]
 
     def known(self, word: str) -> bool:
         """Whether the dictionary has the word (rather than jieba's HMM making it up)."""

@@ -324,3 +324,38 @@ def test_diversify_keeps_a_passage_that_holds_a_shorter_one():
              "42 | 語音辨識的前世今生 | 2020/02/21 | 陳縕儂\n41 | 強化學習的應用與挑戰 | 2020/01/17 | 林軒田")
     hits = [hit("html/NO43.html", heading), hit("README.md", table), hit("b.md", "另一頁的說明。")]
     assert [h.chunk.path for h in diversify(hits, per_page=2, k=2)] == ["html/NO43.html", "README.md"]
+
+
+def test_the_word_search_sums_each_words_bm25_score_times_its_weight(fixture_index):
+    """A function word (一次) adds 0.3 of its BM25 score, a verb (辨識) 0.7, a noun (模型) all of it:
+    the same sums as bm25s' own scores of each word, weighted."""
+    import numpy as np
+
+    from faq_bot.config import load_config, with_overrides
+    from faq_bot.retrieve import Searcher
+    from faq_bot.textproc import QUESTION_WORD_WEIGHTS
+
+    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
+    words = ["模型", "辨識", "一次"]
+    assert all(w in searcher._vocab for w in words)
+    weights = [1.0, QUESTION_WORD_WEIGHTS["verb"], QUESTION_WORD_WEIGHTS["function"]]
+    expected = sum(w * searcher.index.bm25.get_scores([searcher._vocab[word]]) for word, w in zip(words, weights))
+    found = searcher._bm25(words, 1000)
+    assert found and len(found) == int((expected > 0).sum())
+    assert [i for i, _ in found] == sorted((i for i, _ in found), key=lambda i: -expected[i])
+    assert np.allclose([s for _, s in found], [expected[i] for i, _ in found], rtol=1e-5)
+    unweighted = searcher.index.bm25.get_scores([searcher._vocab[w] for w in words])
+    assert not np.allclose(unweighted[[i for i, _ in found]], [s for _, s in found])
+
+
+def test_a_function_words_concept_weighs_less_than_its_idf(fixture_index):
+    from faq_bot.config import load_config, with_overrides
+    from faq_bot.retrieve import Searcher
+    from faq_bot.textproc import QUESTION_WORD_WEIGHTS
+
+    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
+    concepts = {c.text: c.weight for c in searcher.analyse("語音辨識模型要訓練多久").concepts}
+    idf = {w: searcher._idf_of(searcher._df.get(w, 0)) for w in concepts}
+    assert concepts["模型"] == pytest.approx(idf["模型"])
+    assert concepts["多久"] == pytest.approx(idf["多久"] * QUESTION_WORD_WEIGHTS["function"])
+    assert concepts["辨識"] == pytest.approx(idf["辨識"] * QUESTION_WORD_WEIGHTS["verb"])

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from faq_bot.textproc import (
-    WordCutter,
+    QUESTION_WORD_WEIGHTS, WordCutter,
     analyser_fingerprint, char_pairs, contains_term, is_latin, match_key, name_key, normalize, repeats, split_sentences,
     word_cutter)
 
@@ -162,3 +162,15 @@ def test_repeats_reads_the_shorter_texts_share_of_character_pairs():
     assert not repeats(set(), long) and not repeats(set(), set())   # an empty text repeats nothing
     half = char_pairs("模型大小是很大的問題")                      # 4 of its 9 pairs are in `long`
     assert not repeats(half, long) and repeats(half, long, overlap=0.4)
+
+
+def test_a_question_words_weight_follows_its_part_of_speech_in_the_dictionary():
+    """Nouns, verbs used as nouns, Latin words and words the dictionary lacks count fully; verbs
+    less; function words (numerals, pronouns, particles, adverbs, localisers) least."""
+    cutter = word_cutter()
+    weights = QUESTION_WORD_WEIGHTS
+    assert [cutter.word_weight(w) for w in ("資料集", "模型", "訓練", "RTF", "噗嚕嚕")] == [1.0] * 5
+    assert cutter.word_weight("下載") == cutter.word_weight("使用") == weights["verb"]
+    for word in ("多久", "以前", "的話", "怎麼", "大約", "一個"):
+        assert cutter.word_weight(word) == weights["function"], word
+    assert 0 < weights["function"] < weights["verb"] < 1
