@@ -59,9 +59,12 @@ PASSAGE_L2 = 1.0
 # abstention 0.023 (at most 0.037 in a kind), abstention 0.905; dev.yaml alone at 0.02: 0.800 /
 # 0.047 (paraphrase 0.060) / 0.842, no better than at 0.
 # Named one by one: a new check set put in bench/questions/ stays blind until it is added here.
+# Check set D (60 questions written blind on 2026-12-05, its header gives what they scored then)
+# joined them once scored: its fresh paraphrases showed the policy refusing answerable questions
+# for a visitor's own words (false abstention 0.114 blind).
 DEFAULT_QUESTIONS = [str(ROOT.parent / "shared" / "eval" / "dev.yaml"),
                      *(str(ROOT / "bench" / "questions" / name)
-                       for name in ("beyond-dev-a.yaml", "beyond-dev-b.yaml", "followups-c.yaml"))]
+                       for name in ("beyond-dev-a.yaml", "beyond-dev-b.yaml", "followups-c.yaml", "beyond-dev-d.yaml"))]
 # How many answerable questions of the training folds a threshold may refuse, to refuse more of the
 # unanswerable ones. On the four files, 5 folds, mean of 4 fold draws, held out (answer@evidence /
 # false abstention / abstention): 0 -> 0.782 / 0.009 / 0.838; 0.01 -> 0.781 / 0.012 / 0.858;

@@ -390,6 +390,13 @@ class Searcher:
             concepts.append(Concept(word, (match_key(word), *aliases), self._idf_of(df) * self.cutter.word_weight(word)))
         missing = [p for p in name_phrases(text) if not self._name_written(p)]
         unknown = [n for n in self.cutter.nouns(normalized) if self._unknown_noun(n)] + unknown_terms
+        # A noun the tagger finds but the plain cut does not (換發 of 「健保卡要怎麼換發」, cut there
+        # as 健保卡要 / 換發 by jieba's HMM) is still something the question asks that no page
+        # writes: a concept no passage holds, as heavy as such a word is.
+        for noun in dict.fromkeys(n.lower() for n in unknown):
+            if noun not in seen:
+                seen.add(noun)
+                concepts.append(Concept(noun, (match_key(noun),), self._idf_of(0) * self.cutter.word_weight(noun)))
         return Query(text=text, normalized=normalized, words=words, concepts=concepts, latin=latin,
                      missing_names=missing, unknown_nouns=unknown, translations=translations)
 

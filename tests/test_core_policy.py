@@ -10,7 +10,7 @@ from faq_bot.chunk import Chunk
 from faq_bot.policy import (
     FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES, Calibration, LogisticModel, ScoredSentence, asks_quantity,
     calibration_from_dict, calibration_name,
-    choose_quotes, coverage, decide, holds, is_navigation, load_calibration, passage_values, quotes_for, read_sentences,
+    choose_quotes, coverage, decide, decision_features, holds, is_navigation, load_calibration, passage_values, quotes_for, read_sentences,
     same_statement,
     score_sentences)
 from faq_bot.retrieve import Concept, Hit, Query, SearchResult
@@ -297,3 +297,31 @@ def test_no_quotable_sentence_or_a_nan_signal_refuses():
                               thresholds={"zh": 0.5, "en": 0.5})
     refused = decide(broken, reads_dense)
     assert not refused.answerable
+
+
+def test_unknown_share_is_the_weight_of_the_questions_own_concepts_no_page_writes():
+    """茶點 in a question about the meetup's venue weighs less than 護照 in one about passports; a
+    follow-up's earlier turns do not count, and a question with no unknown noun scores 0."""
+    from faq_bot.policy import unknown_share
+
+    def query(concepts: list[Concept], unknown: list[str]) -> Query:
+        return Query(text="q", normalized="q", words=[], concepts=concepts, latin=False, unknown_nouns=unknown)
+
+    venue = [concept("聚會", 4.0), concept("場地", 7.0), concept("茶點", 9.0)]
+    assert unknown_share(query(venue, ["茶點"])) == pytest.approx(9.0 / 20.0)
+    assert unknown_share(query([concept("申請", 3.0), concept("護照", 9.0)], ["護照"])) == pytest.approx(0.75)
+    earlier = Concept("護照", (match_key("護照"),), 9.0, earlier=True)
+    assert unknown_share(query([concept("多久", 1.0), earlier], ["護照"])) == 0.0
+    assert unknown_share(query([concept("Passport", 2.0), concept("renew", 2.0)], ["passport"])) == 0.5
+    assert unknown_share(query(venue, [])) == 0.0 and unknown_share(query([], ["x"])) == 0.0
+
+
+def test_the_decision_reads_the_first_passages_fused_score_and_the_best_word_score():
+    first, second = hit("模型的大小是 9 MB。", 0.9), hit("其他段落。", 0.8)
+    first.score, second.score = 0.27, 0.05
+    searched = result([first, second], [concept("模型")])
+    searched.bm25_top = 12.5
+    features = decision_features(searched, score_sentences(searched, SENTENCES))
+    assert set(features) == set(FEATURES)
+    assert features["fused_top"] == 0.27 and features["bm25_top"] == 12.5 and features["unknown_share"] == 0.0
+    assert decision_features(result([], [concept("模型")]), [])["fused_top"] == 0.0

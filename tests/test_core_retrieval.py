@@ -359,3 +359,18 @@ def test_a_function_words_concept_weighs_less_than_its_idf(fixture_index):
     assert concepts["模型"] == pytest.approx(idf["模型"])
     assert concepts["多久"] == pytest.approx(idf["多久"] * QUESTION_WORD_WEIGHTS["function"])
     assert concepts["辨識"] == pytest.approx(idf["辨識"] * QUESTION_WORD_WEIGHTS["verb"])
+
+
+def test_an_unknown_noun_the_plain_cut_misses_is_still_a_concept(fixture_index):
+    """「健保卡要怎麼換發」: jieba's plain cut makes 健保卡要 (dropped: in no dictionary nor page)
+    while the tagger finds the noun 換發, which no page writes: a concept as heavy as an unseen word,
+    so no passage can cover the whole question."""
+    from faq_bot.config import load_config, with_overrides
+    from faq_bot.retrieve import Searcher
+
+    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
+    query = searcher.analyse("台灣的健保卡要怎麼換發？")
+    assert "換發" in query.unknown_nouns and "換發" not in searcher.concept_words(query.normalized)
+    weights = {c.text: c.weight for c in query.concepts}
+    assert weights["換發"] == pytest.approx(searcher._idf_of(0) * searcher.cutter.word_weight("換發"))
+    assert len([c for c in query.concepts if c.text == "換發"]) == 1
