@@ -261,13 +261,14 @@ def previous_questions(history: Iterable | None) -> list[str]:
     return [q for q in out if q.strip()]
 
 
-# An English question points back with a third-person pronoun anywhere, not only first as a Chinese
-# one does (「它…」): "What are its main weaknesses at the moment?", "Which policy-gradient algorithm is
-# it usually paired with?". Of the 38 labelled follow-ups, 5 English ones were read as standing
-# alone; with this, held out (282 questions, 8 draws) follow-ups 0.836 -> 0.855 and all 0.842 /
-# 0.021 / 0.917 -> 0.844 / 0.021 / 0.929. The 52 standalone English questions, each asked after the
-# item before it in its file: 44 -> 45 hold the evidence (10 of them now read as follow-ups, none lost).
-_EN_PRONOUN = re.compile(r"\b(it|its|they|them|their)\b", re.IGNORECASE)
+# An English question points back with a possessive or object pronoun anywhere, not only first as a
+# Chinese one does (「它…」): "What are its main weaknesses at the moment?". Not "it" or "they": "How
+# long does it take…", "Is it possible…" stand alone, and "IT" is an acronym. Of the 38 labelled
+# follow-ups, 5 English ones were read as standing alone; held out (282 questions, 8 draws), all
+# 0.842 / 0.021 / 0.917 -> 0.846 / 0.021 / 0.925 (follow-ups 0.836 -> 0.859); with it / they too,
+# 0.844 / 0.021 / 0.929 (0.855). The 52 standalone English questions, each asked after the item
+# before it in its file: 44 -> 45 hold the evidence (7 of them now read as follow-ups, none lost).
+_EN_PRONOUN = re.compile(r"\b([Ii]ts|[Tt]heir|[Tt]hem)\b")
 
 
 def _points_back(q: str) -> bool:

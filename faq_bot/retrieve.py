@@ -326,6 +326,25 @@ class Searcher:
         (the pages write 有時候, which BM25 keeps as one word, so its word count alone says 0)."""
         return len(noun) >= 2 and not self._df.get(noun.lower()) and name_key(noun) not in self._all_names
 
+    def _straddles_a_word(self, word: str, text: str, reach: int = 3) -> bool:
+        """Whether `word`, where `text` has it, overlaps a longer-known word that begins before it
+        or ends after it (a dictionary or page word of 2 to `reach` + 1 characters): 能線 in
+        能線上 overlaps 線上, 保卡 in 健保卡 overlaps 健保."""
+        def known(piece: str) -> bool:
+            return bool(self._df.get(piece)) or self.cutter.known(piece)
+
+        start = text.find(word)
+        while start >= 0:
+            end = start + len(word)
+            for a in range(max(0, start - reach), start):          # begins before, ends inside
+                if any(known(text[a:b]) for b in range(start + 1, end)):
+                    return True
+            for b in range(end + 1, min(len(text), end + reach) + 1):   # begins inside, ends after
+                if any(known(text[a:b]) for a in range(start + 1, end)):
+                    return True
+            start = text.find(word, start + 1)
+        return False
+
     def concept_words(self, text: str) -> list[str]:
         """The words a passage should cover to answer `text`: its plain segmentation (each character
         in one word, so 資料集 is not also counted as 資料), lower case, without stop words, and
@@ -390,13 +409,14 @@ class Searcher:
             concepts.append(Concept(word, (match_key(word), *aliases), self._idf_of(df) * self.cutter.word_weight(word)))
         missing = [p for p in name_phrases(text) if not self._name_written(p)]
         unknown = [n for n in self.cutter.nouns(normalized) if self._unknown_noun(n)] + unknown_terms
-        # A noun the tagger finds but the plain cut does not (換發 of 「健保卡要怎麼換發」, cut there
-        # as 健保卡要 / 換發 by jieba's HMM) is still something the question asks that no page
-        # writes: a concept no passage holds, as heavy as such a word is.
+        # A noun the tagger finds that no page writes is something the question asks about, though
+        # `concept_words` passed over it as a word jieba's HMM made up (換發 of 「健保卡要怎麼換發」):
+        # a concept no passage holds, as heavy as an unseen word. Not when it straddles a word of the
+        # question (能線 of 能線上, 保卡 of 健保卡): that is the cut's mistake, not the question's word.
         for noun in dict.fromkeys(n.lower() for n in unknown):
-            if noun not in seen:
+            if noun not in seen and not self._straddles_a_word(noun, normalized):
                 seen.add(noun)
-                concepts.append(Concept(noun, (match_key(noun),), self._idf_of(0) * self.cutter.word_weight(noun)))
+                concepts.append(Concept(noun, (match_key(noun),), self._max_idf * self.cutter.word_weight(noun)))
         return Query(text=text, normalized=normalized, words=words, concepts=concepts, latin=latin,
                      missing_names=missing, unknown_nouns=unknown, translations=translations)
 
@@ -451,6 +471,9 @@ class Searcher:
         rows = np.concatenate([indices[a:b] for a, b, _ in spans])
         values = np.concatenate([data[a:b] * np.float32(weight) for a, b, weight in spans])
         scores = np.bincount(rows, weights=values, minlength=len(self.index.chunks))[:len(self.index.chunks)]
+        absent = getattr(self.index.bm25, "nonoccurrence_array", None)    # BM25L and BM25+ only (index.py: Lucene's)
+        if absent is not None:
+            scores += sum(float(absent[i]) * weight for i, weight in found)
         n = min(n, len(scores))
         if n == 0:
             return []

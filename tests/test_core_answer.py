@@ -46,11 +46,14 @@ def test_follow_up_context():
     assert follow_up_context("那 GRU 呢？", history) == "LSTM 裡面有哪幾個門？"
     assert follow_up_context("後來改用什麼模型？", history) == "LSTM 裡面有哪幾個門？"      # short
     assert follow_up_context("What about its speed?", history) == "LSTM 裡面有哪幾個門？"
-    # an English pronoun anywhere points back; in Chinese only where the question starts
-    for question in ("What are its main weaknesses at the moment?", "Which optimiser is it usually paired with?",
-                     "How do they compare on speed?"):
+    # an English possessive or object pronoun anywhere points back; in Chinese only where the question starts
+    for question in ("What are its main weaknesses at the moment?", "Which optimiser is usually paired with them?",
+                     "How fast is their training?"):
         assert follow_up_context(question, history) == "LSTM 裡面有哪幾個門？", question
-    assert follow_up_context("What are the main weaknesses of capsule networks today?", history) is None
+    for question in ("What are the main weaknesses of capsule networks today?", "How long does it take to train "
+                     "a speech recognition model?", "Is it possible to download the slides?",
+                     "Who should I contact in the IT department about ITS access?"):
+        assert follow_up_context(question, history) is None, question
     assert follow_up_context("為什麼大家都說 GRU 比較快，它有什麼證據嗎？", history) is None
     assert follow_up_context("深度學習要買哪一代以上的顯卡比較好？", history) is None   # stands alone
     assert follow_up_context("那 GRU 呢？", []) is None

@@ -312,7 +312,7 @@ def test_unknown_share_is_the_weight_of_the_questions_own_concepts_no_page_write
     assert unknown_share(query([concept("申請", 3.0), concept("護照", 9.0)], ["護照"])) == pytest.approx(0.75)
     earlier = Concept("護照", (match_key("護照"),), 9.0, earlier=True)
     assert unknown_share(query([concept("多久", 1.0), earlier], ["護照"])) == 0.0
-    assert unknown_share(query([concept("Passport", 2.0), concept("renew", 2.0)], ["passport"])) == 0.5
+    assert unknown_share(query([concept("passport", 2.0), concept("renew", 2.0)], ["passport"])) == 0.5
     assert unknown_share(query(venue, [])) == 0.0 and unknown_share(query([], ["x"])) == 0.0
 
 
