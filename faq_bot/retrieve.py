@@ -326,21 +326,22 @@ class Searcher:
         (the pages write 有時候, which BM25 keeps as one word, so its word count alone says 0)."""
         return len(noun) >= 2 and not self._df.get(noun.lower()) and name_key(noun) not in self._all_names
 
+    def _known_word(self, word: str) -> bool:
+        """A word some page writes or jieba's dictionary has (not one its HMM made up)."""
+        return bool(self._df.get(word)) or self.cutter.known(word)
+
     def _straddles_a_word(self, word: str, text: str, reach: int = 3) -> bool:
         """Whether `word`, where `text` has it, overlaps a longer-known word that begins before it
         or ends after it (a dictionary or page word of 2 to `reach` + 1 characters): 能線 in
         能線上 overlaps 線上, 保卡 in 健保卡 overlaps 健保."""
-        def known(piece: str) -> bool:
-            return bool(self._df.get(piece)) or self.cutter.known(piece)
-
         start = text.find(word)
         while start >= 0:
             end = start + len(word)
             for a in range(max(0, start - reach), start):          # begins before, ends inside
-                if any(known(text[a:b]) for b in range(start + 1, end)):
+                if any(self._known_word(text[a:b]) for b in range(start + 1, end)):
                     return True
             for b in range(end + 1, min(len(text), end + reach) + 1):   # begins inside, ends after
-                if any(known(text[a:b]) for a in range(start + 1, end)):
+                if any(self._known_word(text[a:b]) for a in range(start + 1, end)):
                     return True
             start = text.find(word, start + 1)
         return False
@@ -356,7 +357,7 @@ class Searcher:
             word = word.lower()
             if word in STOPWORDS or not _WORD.search(word):
                 continue
-            if not word.isascii() and not self._df.get(word) and not self.cutter.known(word):
+            if not word.isascii() and not self._known_word(word):
                 continue
             out.append(word)
         return out

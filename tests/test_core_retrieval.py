@@ -31,6 +31,15 @@ def _search(index, questions: list[str], config=FIXTURES / "sources.yaml") -> di
 
 
 @pytest.fixture(scope="module")
+def searcher(fixture_index):
+    """One searcher over the fixture index for the tests that only read it."""
+    from faq_bot.config import load_config, with_overrides
+    from faq_bot.retrieve import Searcher
+
+    return Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
+
+
+@pytest.fixture(scope="module")
 def results(fixture_index) -> dict[str, dict]:
     return _search(fixture_index, [*ANSWERABLE, ENGLISH, *OFF_TOPIC, ONE_PAGE_QUESTION])
 
@@ -119,11 +128,9 @@ def test_the_embedded_text_of_a_long_question_is_bounded():
     assert dense_text(Query(short, short, [], [], latin=True, translations=terms[:2])) == short + " 模型 模型"
 
 
-def test_a_long_question_and_a_long_previous_one_are_searched_in_bounded_parts(fixture_index):
-    from faq_bot.config import load_config, with_overrides
-    from faq_bot.retrieve import CONTEXT_CHARS, DENSE_QUERY_CHARS, SEARCHED_CHARS, Searcher, dense_text
+def test_a_long_question_and_a_long_previous_one_are_searched_in_bounded_parts(searcher):
+    from faq_bot.retrieve import CONTEXT_CHARS, DENSE_QUERY_CHARS, SEARCHED_CHARS, dense_text
 
-    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
     long = "語音去噪模型多大？" + "請詳細說明這個模型的架構與訓練資料" * 110
     result = searcher.search(long)
     assert result.question == long and len(result.query.text) == SEARCHED_CHARS
@@ -188,14 +195,11 @@ def test_one_question_searches_faiss_on_one_thread_and_restores_the_setting(fixt
         faiss.omp_set_num_threads(before)
 
 
-def test_sentence_rows_looked_up_at_load_are_the_ones_stored_for_each_passage(fixture_index):
+def test_sentence_rows_looked_up_at_load_are_the_ones_stored_for_each_passage(searcher):
     """A hit's sentence scores come from rows found once per passage when the index loads; they
     are the rows the stored sentence keys give."""
-    from faq_bot.config import load_config, with_overrides
-    from faq_bot.retrieve import Searcher
     from faq_bot.textproc import split_sentences
 
-    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
     for chunk in searcher.index.chunks:
         assert searcher._chunk_sentence_rows[chunk.text] == searcher.stored_sentence_rows(split_sentences(chunk.text))
     hit = searcher.search("語音去噪模型多大？").hits[0]
@@ -211,14 +215,10 @@ def test_a_lone_surrogate_is_not_a_question():
     assert check_question("語音\U0001F600去噪", 2000) == "語音\U0001F600去噪"     # a pair is a character
 
 
-def test_concept_words_are_plain_words_without_stop_words_or_invented_ones(fixture_index):
+def test_concept_words_are_plain_words_without_stop_words_or_invented_ones(searcher):
     """A question's concepts: each character in one word (資料集, not also 資料), no function
     words (後來, 時候), and none of the words jieba's HMM invents across word boundaries; a
     dictionary word no page uses (護照) stays, it is what an uncovered question looks like."""
-    from faq_bot.config import load_config, with_overrides
-    from faq_bot.retrieve import Searcher
-
-    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
     words = searcher.concept_words("後來語音資料集是什麼時候下載的")
     assert "資料集" in words and "資料" not in words and "下載" in words
     assert not {"後來", "時候", "是", "的", "什麼"} & set(words)
@@ -227,12 +227,9 @@ def test_concept_words_are_plain_words_without_stop_words_or_invented_ones(fixtu
     assert invented and not set(invented) & set(searcher.concept_words("比參數量差不多的網路"))
 
 
-def test_an_unknown_noun_is_one_no_page_writes_even_inside_a_longer_word(fixture_index):
-    from faq_bot.config import load_config, with_overrides
-    from faq_bot.retrieve import Searcher
+def test_an_unknown_noun_is_one_no_page_writes_even_inside_a_longer_word(searcher):
     from faq_bot.textproc import name_key
 
-    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
     assert searcher._unknown_noun("護照")
     # two characters a page writes side by side across a word boundary: no BM25 word, yet written
     text = searcher.index.chunks[0].text
@@ -243,13 +240,9 @@ def test_an_unknown_noun_is_one_no_page_writes_even_inside_a_longer_word(fixture
     assert name_key(across) in name_key(text) and not searcher._unknown_noun(across)
 
 
-def test_an_english_word_the_dictionary_knows_but_no_page_covers_is_kept_as_unknown(fixture_index):
+def test_an_english_word_the_dictionary_knows_but_no_page_covers_is_kept_as_unknown(searcher):
     """passport -> 護照, which no page writes: a concept no passage holds, and an unknown term, as 護照
     is in a Chinese question; a word no dictionary knows, or a contraction, says nothing."""
-    from faq_bot.config import load_config, with_overrides
-    from faq_bot.retrieve import Searcher
-
-    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
     assert searcher.bridge.knows("passport") and searcher.bridge.knows("passports")
     query = searcher.analyse("How do I renew my passport?")
     assert "passport" in [c.text for c in query.concepts] and "passport" in query.unknown_nouns
@@ -261,11 +254,8 @@ def test_an_english_word_the_dictionary_knows_but_no_page_covers_is_kept_as_unkn
         assert not {"won", "haven"} & set(searcher.analyse(question).unknown_nouns)
 
 
-def test_a_name_in_the_plural_is_found_where_the_pages_write_it_in_the_singular(fixture_index):
-    from faq_bot.config import load_config, with_overrides
-    from faq_bot.retrieve import Searcher
+def test_a_name_in_the_plural_is_found_where_the_pages_write_it_in_the_singular(searcher):
 
-    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
     assert "bert" in searcher._all_names and "berts" not in searcher._all_names      # the fixture's pages
     assert searcher.analyse("Which BERT works best?").missing_names == []
     assert searcher.analyse("Which BERTs work best?").missing_names == []
@@ -326,16 +316,13 @@ def test_diversify_keeps_a_passage_that_holds_a_shorter_one():
     assert [h.chunk.path for h in diversify(hits, per_page=2, k=2)] == ["html/NO43.html", "README.md"]
 
 
-def test_the_word_search_sums_each_words_bm25_score_times_its_weight(fixture_index):
+def test_the_word_search_sums_each_words_bm25_score_times_its_weight(searcher):
     """A function word (一次) adds 0.3 of its BM25 score, a verb (辨識) 0.7, a noun (模型) all of it:
     the same sums as bm25s' own scores of each word, weighted."""
     import numpy as np
 
-    from faq_bot.config import load_config, with_overrides
-    from faq_bot.retrieve import Searcher
     from faq_bot.textproc import QUESTION_WORD_WEIGHTS
 
-    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
     words = ["模型", "辨識", "一次"]
     assert all(w in searcher._vocab for w in words)
     weights = [1.0, QUESTION_WORD_WEIGHTS["verb"], QUESTION_WORD_WEIGHTS["function"]]
@@ -348,12 +335,9 @@ def test_the_word_search_sums_each_words_bm25_score_times_its_weight(fixture_ind
     assert not np.allclose(unweighted[[i for i, _ in found]], [s for _, s in found])
 
 
-def test_a_function_words_concept_weighs_less_than_its_idf(fixture_index):
-    from faq_bot.config import load_config, with_overrides
-    from faq_bot.retrieve import Searcher
+def test_a_function_words_concept_weighs_less_than_its_idf(searcher):
     from faq_bot.textproc import QUESTION_WORD_WEIGHTS
 
-    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
     concepts = {c.text: c.weight for c in searcher.analyse("語音辨識模型要訓練多久").concepts}
     idf = {w: searcher._idf_of(searcher._df.get(w, 0)) for w in concepts}
     assert concepts["模型"] == pytest.approx(idf["模型"])
@@ -361,15 +345,11 @@ def test_a_function_words_concept_weighs_less_than_its_idf(fixture_index):
     assert concepts["辨識"] == pytest.approx(idf["辨識"] * QUESTION_WORD_WEIGHTS["verb"])
 
 
-def test_an_unknown_noun_the_concepts_passed_over_is_a_concept_unless_it_straddles_a_word(fixture_index):
+def test_an_unknown_noun_the_concepts_passed_over_is_a_concept_unless_it_straddles_a_word(searcher):
     """「健保卡要怎麼換發」: the concept words leave out 健保卡要 and 換發 (in no dictionary nor page:
     words jieba's HMM made up), but the tagger finds the noun 換發, which no page writes: a concept as
     heavy as an unseen word, so no passage can cover the whole question. 能線 of 「能線上串流」
     overlaps 線上: the cut's mistake, no concept."""
-    from faq_bot.config import load_config, with_overrides
-    from faq_bot.retrieve import Searcher
-
-    searcher = Searcher.open(with_overrides(load_config(FIXTURES / "sources.yaml"), index_dir=fixture_index))
     query = searcher.analyse("台灣的健保卡要怎麼換發？")
     assert "換發" in query.unknown_nouns and "換發" not in searcher.concept_words(query.normalized)
     weights = {c.text: c.weight for c in query.concepts}
