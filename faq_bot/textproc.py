@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -154,6 +155,41 @@ def contains_term(key: str, term: str) -> bool:
 def name_key(text: str) -> str:
     """Letters and digits only, lower case: "Weights & Biases" -> "weightsbiases", GPT-4 -> gpt4."""
     return re.sub(r"[\W_]+", "", normalize(text).lower())
+
+
+# Where a word of a name can start: a run of capitals (GPU, the HTML of HTMLParser), a capitalised
+# or lower-case word (Large, Language of LargeLanguageModel), a number, any other letter (one CJK
+# character). A line break keeps two texts apart.
+_NAME_PIECE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+|[^\W\d_A-Za-z]|\n")
+
+
+class NameText:
+    """The names some text writes: `name_key` of every text run together, with where each word
+    starts. A name is written where its key begins at the start of a word: BatchNorm in
+    BatchNormalization, GELAN not in "large language model" ("largelanguagemodel" holds "gelan"
+    across two words) nor DPO in "isolated point"."""
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        pieces = _NAME_PIECE.findall("\n".join(normalize(t) for t in texts))
+        self.text = "".join(p.lower() for p in pieces)
+        starts = bytearray(len(self.text))
+        at = 0
+        for piece in pieces:
+            if piece != "\n":
+                starts[at] = 1
+            at += len(piece.lower())
+        self._starts = bytes(starts)
+
+    def writes(self, key: str) -> bool:
+        """Whether `key` (a `name_key`) begins at the start of a word somewhere in the text."""
+        if not key:
+            return False
+        at = self.text.find(key)
+        while at >= 0:
+            if self._starts[at]:
+                return True
+            at = self.text.find(key, at + 1)
+        return False
 
 
 def is_latin(text: str) -> bool:

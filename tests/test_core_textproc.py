@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from faq_bot.textproc import (
-    QUESTION_WORD_WEIGHTS, WordCutter,
+    QUESTION_WORD_WEIGHTS, NameText, WordCutter,
     analyser_fingerprint, char_pairs, contains_term, is_latin, match_key, name_key, normalize, repeats, split_sentences,
     word_cutter)
 
@@ -33,6 +33,16 @@ def test_name_key_and_is_latin():
     assert name_key("Weights & Biases") == "weightsbiases"
     assert is_latin("How big is the model?")
     assert not is_latin("語音去噪模型多大 RTF")
+
+
+def test_name_text_finds_a_name_where_a_word_starts():
+    names = NameText(["Multi-modal Large Language Model 與 BatchNormalization", "GPT-4 和 Weights & Biases，孤立點"])
+    for written in ("largelanguagemodel", "languagemodel", "batchnorm", "gpt4", "weightsbiases", "孤立", "立點", "model與"):
+        assert names.writes(written), written
+    assert "gelan" in names.text and not names.writes("gelan")          # across "large" and "language"
+    assert names.writes("與batch")                                     # a CJK character starts a word
+    assert not names.writes("normalizationgpt")                        # two texts are never one
+    assert not names.writes("")
 
 
 def test_tokens_share_the_normaliser():
