@@ -301,7 +301,8 @@ def test_no_quotable_sentence_or_a_nan_signal_refuses():
 
 def test_unknown_share_is_the_weight_of_the_questions_own_concepts_no_page_writes():
     """茶點 in a question about the meetup's venue weighs less than 護照 in one about passports; a
-    follow-up's earlier turns do not count, and a question with no unknown noun scores 0."""
+    follow-up's earlier turns are never unknown but count in the whole, and a question with no
+    unknown noun scores 0."""
     from faq_bot.policy import unknown_share
 
     def query(concepts: list[Concept], unknown: list[str]) -> Query:
@@ -312,6 +313,8 @@ def test_unknown_share_is_the_weight_of_the_questions_own_concepts_no_page_write
     assert unknown_share(query([concept("申請", 3.0), concept("護照", 9.0)], ["護照"])) == pytest.approx(0.75)
     earlier = Concept("護照", (match_key("護照"),), 9.0, earlier=True)
     assert unknown_share(query([concept("多久", 1.0), earlier], ["護照"])) == 0.0
+    fault = [concept("毛病", 8.0), concept("訓練", 2.0), Concept("adagrad", (match_key("adagrad"),), 5.0, earlier=True)]
+    assert unknown_share(query(fault, ["毛病"])) == pytest.approx(8.0 / 15.0)    # not 8 / 10
     assert unknown_share(query([concept("passport", 2.0), concept("renew", 2.0)], ["passport"])) == 0.5
     assert unknown_share(query(venue, [])) == 0.0 and unknown_share(query([], ["x"])) == 0.0
 
