@@ -63,8 +63,10 @@ PASSAGE_L2 = 1.0
 # joined them once scored: its fresh paraphrases showed the policy refusing answerable questions
 # for a visitor's own words (false abstention 0.114 blind). Check set E (60 more, written blind the
 # same day) joined them once scored: 0.886 / 0.023 / 0.750 blind, its on-topic questions about a
-# detail the portal does not give answered (4 of 11). With E, held out over the 342 (8 draws):
-# 0.846 / 0.024 / 0.891, against 0.844 / 0.021 / 0.925 over the 282 without it.
+# detail the portal does not give answered (4 of 11). With E, held out over the 342 (8 draws) with
+# aaa820b's code: 0.846 / 0.024 / 0.891, against 0.844 / 0.021 / 0.925 over the 282 without it
+# (abstention 0.906 once names must start a word, textproc.NameText; 0.911 once a follow-up's
+# earlier turns count in policy.unknown_share).
 DEFAULT_QUESTIONS = [str(ROOT.parent / "shared" / "eval" / "dev.yaml"),
                      *(str(ROOT / "bench" / "questions" / name)
                        for name in ("beyond-dev-a.yaml", "beyond-dev-b.yaml", "followups-c.yaml",

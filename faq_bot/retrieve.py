@@ -324,14 +324,15 @@ class Searcher:
             forms.append(last[:-1])
         return any(self._names.writes(name_key(" ".join([*words[:-1], form]))) for form in forms)
 
-    def _written(self, word: str) -> bool:
+    def _written(self, word: str, key: str | None = None) -> bool:
         """Whether some page writes the word, even inside a longer one (the pages write 有時候,
         which BM25 keeps as one word, so the word count of 時候 alone says 0). Looser than a name
         (`_name_written`, from a word's start only): an ordinary word no page writes tells less
         (held out, 342 questions: "moving" found only in "removing" and so unknown refused an
         answerable English question, 0.846 -> 0.843 answer@evidence, english false abstention
         0.021 -> 0.034)."""
-        return bool(self._df.get(word.lower())) or name_key(word) in self._names.text
+        key = name_key(word) if key is None else key
+        return bool(self._df.get(word.lower())) or bool(key) and key in self._names.text
 
     def _unknown_noun(self, noun: str) -> bool:
         """A noun no page writes (`_written`): 護照 and 光流 are, 時候 is not."""
@@ -408,7 +409,7 @@ class Searcher:
                 continue
             seen.add(word)
             df = self._df.get(word, 0)
-            if latin and word.isascii() and not self._written(word):
+            if latin and word.isascii() and not self._written(word, key=word):   # C++ as written, not "c"
                 # An English word the pages never write (`_written`) and none of whose dictionary
                 # headwords a page writes. If the dictionary knows it (passport -> 護照, which no
                 # page has), it is what the portal does not cover, as 護照 is in a Chinese

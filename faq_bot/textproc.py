@@ -157,27 +157,30 @@ def name_key(text: str) -> str:
     return re.sub(r"[\W_]+", "", normalize(text).lower())
 
 
-# Where a word of a name can start: a run of capitals (GPU, the HTML of HTMLParser), a capitalised
-# or lower-case word (Large, Language of LargeLanguageModel), a number, any other letter (one CJK
-# character). A line break keeps two texts apart.
-_NAME_PIECE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+|[^\W\d_A-Za-z]|\n")
+# Where a word of a name can start: an acronym's plural (GNNs, not GN + Ns), a run of capitals
+# (GPU, the HTML of HTMLParser), a capitalised or lower-case word (Large, Language of
+# LargeLanguageModel), a number, any other letter (one CJK character). A line break keeps two
+# texts apart.
+_NAME_PIECE = re.compile(r"[A-Z]{2,}s(?![a-z])|[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+|[^\W\d_A-Za-z]|\n")
 
 
 class NameText:
-    """The names some text writes: `name_key` of every text run together, with where each word
-    starts. A name is written where its key begins at the start of a word: BatchNorm in
+    """The names some text writes: `name_key` of every text run together (a line between two
+    texts), with where each word starts. A name is written where its key begins at the start of a word: BatchNorm in
     BatchNormalization, GELAN not in "large language model" ("largelanguagemodel" holds "gelan"
     across two words) nor DPO in "isolated point"."""
 
     def __init__(self, texts: Iterable[str]) -> None:
-        pieces = _NAME_PIECE.findall("\n".join(normalize(t) for t in texts))
-        self.text = "".join(p.lower() for p in pieces)
+        # as `name_key` writes each piece: lower case, and nothing but letters and digits (İ -> i)
+        keys = [p.lower() if p.isascii() else re.sub(r"[\W_]+", "", p.lower())
+                for p in _NAME_PIECE.findall("\n".join(normalize(t) for t in texts))]
+        self.text = "".join(keys)
         starts = bytearray(len(self.text))
         at = 0
-        for piece in pieces:
-            if piece != "\n":
+        for key in keys:
+            if key and key != "\n":
                 starts[at] = 1
-            at += len(piece.lower())
+            at += len(key)
         self._starts = bytes(starts)
 
     def writes(self, key: str) -> bool:

@@ -41,6 +41,10 @@ def test_name_text_finds_a_name_where_a_word_starts():
         assert names.writes(written), written
     assert "gelan" in names.text and not names.writes("gelan")          # across "large" and "language"
     assert names.writes("與batch")                                     # a CJK character starts a word
+    split = NameText(["LLMs explained by GNNs", "HTMLParser 與 YOLOv8", "İstanbul"])
+    for written in ("llm", "llms", "gnn", "html", "parser", "yolov8", "istanbul"):
+        assert split.writes(written), written
+    assert "mse" in split.text and not split.writes("mse")              # an acronym's plural is one word
     assert not names.writes("normalizationgpt")                        # two texts are never one
     assert not names.writes("")
 
