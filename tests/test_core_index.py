@@ -155,8 +155,11 @@ def test_interrupted_ingest_leaves_the_previous_index_live(tmp_path, fixture_ind
                                                    "base_url": "https://example.org/"}])
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))   # tqdm draws nothing at width 0
+    # Ctrl-C as a terminal delivers it: to a process that has not inherited SIGINT ignored, as
+    # everything a shell without job control starts in the background has (`pytest &`)
     proc = subprocess.Popen([sys.executable, "-m", "faq_bot", "ingest", "--config", str(config), "--index", str(index)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, cwd=ROOT)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     try:
         progress = _read_terminal_until(master, r"embedding:\s+\d+%.*?\|\s*[1-9]\d*/\d+", timeout=300)
