@@ -332,7 +332,7 @@ class Searcher:
         answerable English question, 0.846 -> 0.843 answer@evidence, english false abstention
         0.021 -> 0.034)."""
         key = name_key(word) if key is None else key
-        return bool(self._df.get(word.lower())) or bool(key) and key in self._names.text
+        return bool(self._df.get(word.lower())) or (bool(key) and key in self._names.text)
 
     def _unknown_noun(self, noun: str) -> bool:
         """A noun no page writes (`_written`): 護照 and 光流 are, 時候 is not."""
@@ -484,9 +484,6 @@ class Searcher:
         rows = np.concatenate([indices[a:b] for a, b, _ in spans])
         values = np.concatenate([data[a:b] * np.float32(weight) for a, b, weight in spans])
         scores = np.bincount(rows, weights=values, minlength=len(self.index.chunks))[:len(self.index.chunks)]
-        absent = getattr(self.index.bm25, "nonoccurrence_array", None)    # BM25L and BM25+ only (index.py: Lucene's)
-        if absent is not None:
-            scores += sum(float(absent[i]) * weight for i, weight in found)
         n = min(n, len(scores))
         if n == 0:
             return []

@@ -152,9 +152,12 @@ def contains_term(key: str, term: str) -> bool:
     return False
 
 
+_NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
+
+
 def name_key(text: str) -> str:
     """Letters and digits only, lower case: "Weights & Biases" -> "weightsbiases", GPT-4 -> gpt4."""
-    return re.sub(r"[\W_]+", "", normalize(text).lower())
+    return _NOT_LETTER_OR_DIGIT.sub("", normalize(text).lower())
 
 
 # Where a word of a name can start: an acronym's plural (GNNs, not GN + Ns), a run of capitals
@@ -166,13 +169,13 @@ _NAME_PIECE = re.compile(r"[A-Z]{2,}s(?![a-z])|[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+|
 
 class NameText:
     """The names some text writes: `name_key` of every text run together (a line between two
-    texts), with where each word starts. A name is written where its key begins at the start of a word: BatchNorm in
-    BatchNormalization, GELAN not in "large language model" ("largelanguagemodel" holds "gelan"
-    across two words) nor DPO in "isolated point"."""
+    texts), with where each word starts. A name is written where its key begins at the start of a
+    word: BatchNorm in BatchNormalization, GELAN not in "large language model"
+    ("largelanguagemodel" holds "gelan" across two words) nor DPO in "isolated point"."""
 
     def __init__(self, texts: Iterable[str]) -> None:
         # as `name_key` writes each piece: lower case, and nothing but letters and digits (İ -> i)
-        keys = [p.lower() if p.isascii() else re.sub(r"[\W_]+", "", p.lower())
+        keys = [p.lower() if p.isascii() else _NOT_LETTER_OR_DIGIT.sub("", p.lower())
                 for p in _NAME_PIECE.findall("\n".join(normalize(t) for t in texts))]
         self.text = "".join(keys)
         starts = bytearray(len(self.text))

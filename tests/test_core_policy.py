@@ -10,8 +10,8 @@ from faq_bot.chunk import Chunk
 from faq_bot.policy import (
     FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES, Calibration, LogisticModel, ScoredSentence, asks_quantity,
     calibration_from_dict, calibration_name,
-    choose_quotes, coverage, decide, decision_features, holds, is_navigation, load_calibration, passage_values, quotes_for, read_sentences,
-    same_statement,
+    choose_quotes, coverage, decide, decision_features, holds, is_navigation, load_calibration, passage_values,
+    quotes_for, read_sentences, same_statement,
     score_sentences)
 from faq_bot.retrieve import Concept, Hit, Query, SearchResult
 from faq_bot.textproc import char_pairs, match_key, repeats
