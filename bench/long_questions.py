@@ -1,5 +1,5 @@
 """What a long question costs, against a 10-character one, in a warm process: the reason for the
-bounds in faq_bot/retrieve.py (DENSE_QUERY_CHARS, SEARCHED_CHARS, CONTEXT_CHARS).
+bounds in faq_bot/retrieve.py (DENSE_QUERY_CHARS, SEARCHED_CHARS, CONTEXT_UNITS).
 
 1. The model alone: CPU ms of one `embed_queries([text])` by how many characters of a page it is
    given (10 ... 2,000): its cost grows with the text's tokens.
@@ -85,7 +85,7 @@ def main() -> None:
     answer(searcher, pool[0])                                        # warm
     configured = (retrieve.DENSE_QUERY_CHARS, retrieve.SEARCHED_CHARS)
     variants = [configured] + [tuple(int(x) for x in v.split(":")) for v in args.variants]
-    result = {"machine": machine(), "index": args.index, "context_chars": retrieve.CONTEXT_CHARS, "runs": []}
+    result = {"machine": machine(), "index": args.index, "context_units": retrieve.CONTEXT_UNITS, "runs": []}
     with OtherLoad() as other:
         log("1/2 the model alone")
         result["model"] = model_costs(searcher.embedder, longs)
@@ -110,7 +110,7 @@ def main() -> None:
                 [[r["chars"], round(r["cpu_ms"], 1), round(r["ratio"], 1)] for r in result["model"]],
                 fmt=lambda v: f"{v:g}" if isinstance(v, float) else str(v)))
     print()
-    print(f"answer(), median CPU ms (a follow-up's previous question: its first {retrieve.CONTEXT_CHARS} characters):")
+    print(f"answer(), median CPU ms (a follow-up's previous question: its first {retrieve.CONTEXT_UNITS} words or CJK characters):")
     print(table(["embedded / searched chars", "10-char question", "2,000-char question", "x", "2,000-char history",
                  "x"],
                 [[f"{r['dense_chars']} / {r['searched_chars']}" + (" (configured)" if i == 0 else ""),

@@ -12,8 +12,8 @@ from typing import Iterable
 from urllib.parse import quote
 
 from .policy import Decision, ScoredSentence, decide, load_calibration
-from .retrieve import CONTEXT_CHARS, Hit, SearchResult, Searcher, check_question
-from .textproc import clean_text, is_latin, match_key, normalize, split_sentences
+from .retrieve import CONTEXT_UNITS, Hit, SearchResult, Searcher, check_question
+from .textproc import clean_text, is_latin, match_key, normalize, reading_length, split_sentences
 
 # A quoted passage: the answering sentence and its neighbours, within this many characters. Three
 # of them fit the widget's panel without scrolling on a laptop.
@@ -241,7 +241,7 @@ SHORT_FOLLOW_UP_CHARS = 12
 # A follow-up of a follow-up ("它可以用在離散資料上嗎？" → "那離散資料要改用什麼方法？") is searched
 # with the turns back to the one that names the topic, at most this many, when the later turns
 # point back in words (a pronoun, 那, 呢: a short turn alone may well name its topic, 「語音去噪模型
-# 多大？」) and all of them fit in what a follow-up's context may add (retrieve.CONTEXT_CHARS).
+# 多大？」) and all of them fit in what a follow-up's context may add (retrieve.CONTEXT_UNITS).
 MAX_CONTEXT_TURNS = 3
 
 
@@ -290,7 +290,7 @@ def leans_on_previous(question: str) -> bool:
 def follow_up_context(question: str, history: Iterable | None) -> str | None:
     """The earlier questions this one leans on ("那它的 RTF 呢？"), oldest first: the previous one,
     and while the earliest taken points back in words, the one before it too, if all of them fit
-    in retrieve.CONTEXT_CHARS as the search cleans them (MAX_CONTEXT_TURNS at most; a turn asked
+    in retrieve.CONTEXT_UNITS (words or CJK characters) as the search cleans them (MAX_CONTEXT_TURNS at most; a turn asked
     twice in a row counts once). They are searched together with the question, so the thing it
     refers to is found; None for a question that stands alone."""
     earlier = previous_questions(history)
@@ -302,7 +302,7 @@ def follow_up_context(question: str, history: Iterable | None) -> str | None:
             break
         if clean_text(before) == clean_text(chain[0]):
             continue
-        if len(clean_text(" ".join([before, *chain]))) > CONTEXT_CHARS:
+        if reading_length(clean_text(" ".join([before, *chain]))) > CONTEXT_UNITS:
             break
         chain.insert(0, before)
     return " ".join(chain)

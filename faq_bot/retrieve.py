@@ -19,7 +19,7 @@ from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
 from .index import IndexLoadError, LoadedIndex, load_index
-from .textproc import (STOPWORDS, NameText, char_pairs, clean_text, is_latin, match_key, name_key, normalize, repeats,
+from .textproc import (STOPWORDS, NameText, char_pairs, clean_text, clip_reading, is_latin, match_key, name_key, normalize, repeats,
                        sentence_key, split_sentences, word_cutter)
 
 
@@ -189,7 +189,11 @@ OWN_QUESTION_WEIGHT = 0.5
 # 11x embedding 200 characters (a follow-up with a 2,000-character history turn: 2.7x).
 DENSE_QUERY_CHARS = 140     # embedded (every dev.yaml question whole); an English one's bridged terms add half as much
 SEARCHED_CHARS = 500        # searched by words (BM25, the policy's coverage)
-CONTEXT_CHARS = 60          # of a follow-up's earlier turns, oldest first (dev.yaml's longest: 30; two turns of check set C: 35-69)
+# Of a follow-up's earlier turns, oldest first, in reading units (textproc.reading_length: a Latin
+# word or a CJK character; dev.yaml's longest turn 27, two turns of check set C 31-62). In
+# characters, an English turn lost its topic: 60 characters of "In Mark Chang's transfer learning
+# talk, what does the generalization gap measure?" end in "the genera".
+CONTEXT_UNITS = 60
 
 
 def dense_text(query: Query) -> str:
@@ -510,7 +514,7 @@ class Searcher:
         """Ranked candidates for `question`; `context` is a follow-up's earlier turns (answer.follow_up_context)."""
         text = check_question(question, self.settings.max_question_chars)
         if context is not None:
-            context = clean_text(context)[:CONTEXT_CHARS]
+            context = clip_reading(clean_text(context), CONTEXT_UNITS)
         own = self._analyse_one(text[:SEARCHED_CHARS])
         query = self._with_context(own, context)
         n = max(self.settings.candidates, k)

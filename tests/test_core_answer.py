@@ -73,11 +73,15 @@ def test_a_follow_up_of_a_follow_up_is_searched_with_the_turn_that_names_the_top
     # a short previous turn may name its own topic: it does not pull in the one before it
     assert follow_up_context("那它的 RTF 呢？", ["混合檢索是怎麼做的", "語音去噪模型多大？"]) == "語音去噪模型多大？"
     # nor does a turn that would not fit in the context beside it
-    assert follow_up_context("那它的 RTF 呢？", ["怎麼申請台灣護照？" * 7, "它要多久？"]) == "它要多久？"
-    # fits: the joined turns, as the search cleans them, at most CONTEXT_CHARS (60) characters
-    assert follow_up_context("那呢？", ["甲" * 54, "它要多久？"]) == "甲" * 54 + " 它要多久？"        # 60
-    assert follow_up_context("那呢？", ["甲" * 55, "它要多久？"]) == "它要多久？"                     # 61
-    assert follow_up_context("那呢？", ["甲" * 54 + "\n\n\n", "它要多久？"]) == "甲" * 54 + "\n\n\n 它要多久？"
+    assert follow_up_context("那它的 RTF 呢？", ["怎麼申請台灣護照？" * 8, "它要多久？"]) == "它要多久？"
+    # fits: the joined turns, as the search cleans them, at most CONTEXT_UNITS (60) words or CJK characters
+    assert follow_up_context("那呢？", ["甲" * 56, "它要多久？"]) == "甲" * 56 + " 它要多久？"        # 60
+    assert follow_up_context("那呢？", ["甲" * 57, "它要多久？"]) == "它要多久？"                     # 61
+    assert follow_up_context("那呢？", ["甲" * 56 + "\n\n\n", "它要多久？"]) == "甲" * 56 + "\n\n\n 它要多久？"
+    # an English turn is measured in words, as a Chinese one is in characters: 106 characters, 17 words
+    english = ["In Mark Chang's transfer learning talk, what does the generalization gap measure?",
+               "And what about its bound?"]
+    assert follow_up_context("And what can I tell my boss?", english) == " ".join(english)
     # a turn asked twice in a row counts once
     assert follow_up_context("那訓練呢？", ["RBM 是什麼？", "那 DBN 呢？", "那 DBN 呢？"]) == "RBM 是什麼？ 那 DBN 呢？"
 

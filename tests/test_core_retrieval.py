@@ -129,14 +129,16 @@ def test_the_embedded_text_of_a_long_question_is_bounded():
 
 
 def test_a_long_question_and_a_long_previous_one_are_searched_in_bounded_parts(searcher):
-    from faq_bot.retrieve import CONTEXT_CHARS, DENSE_QUERY_CHARS, SEARCHED_CHARS, dense_text
+    from faq_bot.retrieve import CONTEXT_UNITS, DENSE_QUERY_CHARS, SEARCHED_CHARS, dense_text
+    from faq_bot.textproc import reading_length
 
     long = "語音去噪模型多大？" + "請詳細說明這個模型的架構與訓練資料" * 110
     result = searcher.search(long)
     assert result.question == long and len(result.query.text) == SEARCHED_CHARS
     assert result.hits[0].chunk.path == "speech.md"
     follow_up = searcher.search("那它的 RTF 呢？", context="語音去噪模型多大？" + "請詳細說明" * 400)
-    assert len(follow_up.query.text) == CONTEXT_CHARS + 1 + len("那它的 RTF 呢?")
+    context = follow_up.query.text[:-len(" 那它的 RTF 呢?")]
+    assert context.startswith("語音去噪模型多大?請詳細說明") and reading_length(context) == CONTEXT_UNITS
     assert "RTF" in dense_text(follow_up.query) and len(dense_text(follow_up.query)) <= DENSE_QUERY_CHARS
     assert follow_up.hits[0].chunk.path == "speech.md"
 

@@ -188,3 +188,14 @@ def test_a_question_words_weight_follows_its_part_of_speech_in_the_dictionary():
     for word in ("多久", "以前", "的話", "怎麼", "大約", "一個"):
         assert cutter.word_weight(word) == weights["function"], word
     assert 0 < weights["function"] < weights["verb"] < 1
+
+
+def test_reading_units_are_latin_words_and_cjk_characters():
+    from faq_bot.textproc import clip_reading, reading_length
+
+    english = "In Mark Chang's transfer learning talk, what does the generalization gap measure?"
+    assert reading_length(english) == 12 and reading_length("語音去噪模型多大？") == 8
+    assert reading_length("VAE 的 RTF 是 0.08") == 6            # VAE 的 RTF 是 0 08
+    assert clip_reading(english, 10) == "In Mark Chang's transfer learning talk, what does the generalization"
+    assert clip_reading("語音去噪模型多大？請說明", 8) == "語音去噪模型多大"
+    assert clip_reading("短句。", 60) == "短句。" and clip_reading("", 3) == ""
