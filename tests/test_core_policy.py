@@ -77,6 +77,11 @@ def test_navigation_sentences():
     # a table of contents is navigation too
     assert is_navigation("🧠 MoE (混合專家模型) 📱 Small Language Models (小型語言模型)", "LLM > 文章目錄")
     assert is_navigation("Speech-to-Speech LLM", "Guide > Table of Contents")
+    # a norm's and an absolute value's bars divide no menu items, and a menu row ends as no sentence does
+    assert not is_navigation("L¹ 正則化項 ||w||_1 = C 定義的約束區域是一個多面體。")
+    assert not is_navigation("Ω(w) = ||w||_1 = Σ_i |w_i| [35]")
+    assert not is_navigation("首頁 | 語音 | NLP | CV | LLM。")
+    assert is_navigation("🐙 GitHub｜📄 論文｜🤗 HF 權重｜🌐 Demo") and is_navigation("首頁 • 語音 • NLP • CV")
 
 
 def test_best_sentence_leads_even_in_a_lower_passage():
