@@ -143,6 +143,27 @@ LANGUAGE_WORDS = frozenset({"chinese", "mandarin", "cantonese", "taiwanese", "en
                             "traditional", "simplified"})
 
 
+def _name_core(word: str) -> tuple[str, bool, bool]:
+    """A hyphenated word without the ordinary lower-case words at its ends, when what remains is
+    written as a name (a capital), and whether an end was cut: the name in "LLM-based" is "LLM",
+    in "explainable-AI" "AI", in "Hy3-preview" "Hy3"; "GPT-4o", "t-SNE", "large-v3" and
+    "session-based" stay whole. As names, "LLM-based", "CNN-based", "BERT-style" and
+    "GPU-accelerated", which no page writes, refused every question that used them."""
+    parts = word.split("-")
+    first, last = 0, len(parts)
+    while last - first > 1 and _ORDINARY_PART.fullmatch(parts[first]):
+        first += 1
+    while last - first > 1 and _ORDINARY_PART.fullmatch(parts[last - 1]):
+        last -= 1
+    core = "-".join(parts[first:last])
+    if not any(ch.isupper() for ch in core):
+        return word, False, False
+    return core, first > 0, last < len(parts)
+
+
+_ORDINARY_PART = re.compile(r"[a-z]{3,}")
+
+
 def name_phrases(question: str) -> list[str]:
     """Product and tool names in a question, as adjacent word pairs (or single words): the Latin
     words of a Chinese question; the words written as names in an English one (minus stopwords)."""
@@ -151,13 +172,15 @@ def name_phrases(question: str) -> list[str]:
     for run in _LATIN_RUN.finditer(question):
         groups: list[list[str]] = [[]]
         for match in _LATIN_TOKEN.finditer(run.group()):
-            word = match.group()
+            word, cut_before, cut_after = _name_core(match.group())
             initial = bool(_SENTENCE_START.search(question[:run.start() + match.start()]))
             is_name = word.lower() not in STOPWORDS and word.lower() not in LANGUAGE_WORDS and (
                 not latin or _looks_like_name(word, initial))
+            if cut_before and groups[-1]:
+                groups.append([])   # an ordinary word parts two names: "Whisper-based" + "TTS"
             if is_name:
                 groups[-1].append(word.removesuffix("'s").removesuffix("’s"))
-            if (not is_name or word.endswith(("'s", "’s"))) and groups[-1]:
+            if (not is_name or cut_after or word.endswith(("'s", "’s"))) and groups[-1]:
                 groups.append([])   # a possessive ends a name: "Facebook's bAbI" is two names
         for group in groups:
             if not any(not w.isdigit() for w in group):

@@ -262,6 +262,8 @@ def test_a_name_in_the_plural_is_found_where_the_pages_write_it_in_the_singular(
     assert searcher.analyse("Which BERT works best?").missing_names == []
     assert searcher.analyse("Which BERTs work best?").missing_names == []
     assert searcher.analyse("Which Zyxwvs work best?").missing_names == ["Zyxwvs"]
+    assert searcher.analyse("Which BERT-based taggers work best?").missing_names == []   # the pages write no "BERT-based"
+    assert searcher.analyse("Which Zyxwv-based taggers work best?").missing_names == ["Zyxwv"]
     # only an acronym loses its s: a name whose shorter form is written inside other words is not
     # found there ("Keras" is no "Kera")
     name = "Bers"                      # "ber" is written (inside "bert"), "bers" is not
@@ -293,6 +295,12 @@ def test_name_phrases_are_written_like_names_not_capitalised_sentence_openings()
     assert name_phrases("how big is the speech denoising model?") == []
     # languages and scripts are capitalised in English, not names
     assert name_phrases("Which tool segments Traditional Chinese best, Jieba or CKIP?") == ["Jieba", "CKIP"]
+    # an ordinary word hyphenated to a name is not part of it, and parts it from the next name
+    assert name_phrases("Which LLM-based agents does the portal list?") == ["LLM"]
+    assert name_phrases("Which Transformer-based TTS models are recommended?") == ["Transformer", "TTS"]
+    assert name_phrases("What is the explainable-AI talk about?") == []          # "AI": too short to check
+    assert name_phrases("推薦系統做 session-based 推薦") == ["session-based"]    # no name in it: whole
+    assert name_phrases("How does GPT-4o compare with t-SNE?") == ["GPT-4o", "t-SNE"]
 
 
 def test_diversify_caps_a_page_and_puts_a_repeated_passage_after_the_others():
