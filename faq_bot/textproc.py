@@ -179,20 +179,24 @@ class NameText:
                 for p in _NAME_PIECE.findall("\n".join(normalize(t) for t in texts))]
         self.text = "".join(keys)
         starts = bytearray(len(self.text))
+        ends = bytearray(len(self.text) + 1)
         at = 0
         for key in keys:
             if key and key != "\n":
                 starts[at] = 1
+                ends[at + len(key)] = 1
             at += len(key)
         self._starts = bytes(starts)
+        self._ends = bytes(ends)
 
-    def writes(self, key: str) -> bool:
-        """Whether `key` (a `name_key`) begins at the start of a word somewhere in the text."""
+    def writes(self, key: str, whole: bool = False) -> bool:
+        """Whether `key` (a `name_key`) begins at the start of a word somewhere in the text (and
+        with `whole`, ends where a word ends: "autoencoder" in "Autoencoder", not "ber" in "BERT")."""
         if not key:
             return False
         at = self.text.find(key)
         while at >= 0:
-            if self._starts[at]:
+            if self._starts[at] and (not whole or self._ends[at + len(key)]):
                 return True
             at = self.text.find(key, at + 1)
         return False

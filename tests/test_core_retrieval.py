@@ -264,10 +264,14 @@ def test_a_name_in_the_plural_is_found_where_the_pages_write_it_in_the_singular(
     assert searcher.analyse("Which Zyxwvs work best?").missing_names == ["Zyxwvs"]
     assert searcher.analyse("Which BERT-based taggers work best?").missing_names == []   # the pages write no "BERT-based"
     assert searcher.analyse("Which Zyxwv-based taggers work best?").missing_names == ["Zyxwv"]
+    # a capitalised noun's plural is found where the pages write its singular as a whole word
+    assert searcher.analyse("Which Finite State Transducers does Kaldi use?").missing_names == []
+    assert searcher.analyse("Which Finite State Transducs does Kaldi use?").missing_names == ["State Transducs"]
     # only an acronym loses its s: a name whose shorter form is written inside other words is not
     # found there ("Keras" is no "Kera")
     name = "Bers"                      # "ber" is written (inside "bert"), "bers" is not
     assert searcher._names.writes("ber") and not searcher._names.writes(name.lower())
+    assert not searcher._names.writes("ber", whole=True) and searcher._names.writes("bert", whole=True)
     assert searcher.analyse(f"How do I install {name}?").missing_names == [name]
 
 

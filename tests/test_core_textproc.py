@@ -47,6 +47,10 @@ def test_name_text_finds_a_name_where_a_word_starts():
     assert "mse" in split.text and not split.writes("mse")              # an acronym's plural is one word
     assert not names.writes("normalizationgpt")                        # two texts are never one
     assert not names.writes("")
+    # a whole word ends where a word ends
+    assert names.writes("largelanguagemodel", whole=True) and names.writes("batchnormalization", whole=True)
+    assert names.writes("batchnorm") and not names.writes("batchnorm", whole=True)
+    assert names.writes("gpt", whole=True) and not names.writes("gp", whole=True)
 
 
 def test_tokens_share_the_normaliser():
