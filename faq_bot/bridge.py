@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from .textproc import STOPWORDS, _cache_dir, fold_variants, normalize
 
 # Bumped when mining or look-up changes what it produces (part of the index's analyser fingerprint).
-BRIDGE_VERSION = 3
+BRIDGE_VERSION = 4
 
 _CJK = "\u3400-\u9fff"
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
@@ -159,8 +159,30 @@ def cedict_digest() -> str:
 
 # ---------------------------------------------------------------- look-up
 
+# British spellings, which CC-CEDICT and the portal's English write the American way:
+# normalisation -> normalization, colour -> color, modelling -> modeling, centre -> center.
+_BRITISH = ((re.compile(r"is(ation|ations|e|ed|es|ing|er|ers)$"), r"iz\1"),
+            (re.compile(r"ys(e|ed|es|ing)$"), r"yz\1"),
+            (re.compile(r"(?<=[a-z]{3})our(s|ed|ing)?$"), r"or\1"),
+            (re.compile(r"(?<=[a-z]{2})tre(s)?$"), r"ter\1"),
+            (re.compile(r"(?<=[aeiou])ll(ing|ed|er|ers)$"), r"l\1"))
+
+
+def american(word: str) -> str:
+    """A British spelling's American form (the word itself when it has none)."""
+    for pattern, replacement in _BRITISH:
+        if len(word) > 4 and pattern.search(word):
+            return pattern.sub(replacement, word)
+    return word
+
+
 def word_forms(word: str) -> list[str]:
-    """The word and the base forms it may have: models -> model, queries -> query, stopping -> stop."""
+    """The word and the base forms it may have: models -> model, queries -> query, stopping ->
+    stop; each also spelt the American way (normalisation -> normalization)."""
+    return list(dict.fromkeys(f for form in _inflections(word) for f in (form, american(form))))
+
+
+def _inflections(word: str) -> list[str]:
     forms = [word]
     if len(word) > 3:
         if word.endswith("ies"):
@@ -181,6 +203,7 @@ class Translation:
     english: str                 # the English term as found in the question (lower case)
     chinese: tuple[str, ...]     # the terms the pages write for it
     mined: bool = False          # from the portal's own pairs (True) or the dictionary
+    base: str = ""               # the form looked up, when not as found ("gpus" -> "gpu")
 
 
 @dataclass
@@ -211,7 +234,7 @@ class Bridge:
         for variant in variants:
             zh = [t for t in self.pairs.get(variant, []) if known(t)]
             if zh:
-                return Translation(gram, tuple(zh[:MAX_TRANSLATIONS]), mined=True)
+                return Translation(gram, tuple(zh[:MAX_TRANSLATIONS]), mined=True, base=_other(variant, gram))
         if not use_dictionary:
             return None
         for variant in variants:
@@ -219,7 +242,7 @@ class Bridge:
             if candidates:
                 # the senses this corpus uses most, multi-character terms before single characters
                 candidates.sort(key=lambda t: (len(t) < 2, -known(t)))
-                return Translation(gram, tuple(candidates[:MAX_TRANSLATIONS]))
+                return Translation(gram, tuple(candidates[:MAX_TRANSLATIONS]), base=_other(variant, gram))
         return None
 
     def knows(self, word: str) -> bool:
@@ -248,6 +271,10 @@ class Bridge:
             else:
                 i += 1
         return out
+
+
+def _other(variant: str, gram: str) -> str:
+    return "" if variant == gram else variant
 
 
 def load_bridge(pairs: dict[str, list[str]], use_dictionary: bool = True) -> Bridge:

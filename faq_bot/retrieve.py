@@ -436,7 +436,8 @@ class Searcher:
         unknown_terms: list[str] = []
         contracted = {m.group(1).lower() for m in _CONTRACTION.finditer(normalized)}   # won't -> won
         for t in translations:
-            alternatives = (match_key(t.english), *(match_key(zh) for zh in t.chinese))
+            alternatives = tuple(dict.fromkeys([match_key(t.english), *([match_key(t.base)] if t.base else []),
+                                                *(match_key(zh) for zh in t.chinese)]))
             dfs = [self.term_frequency(zh) for zh in t.chinese]
             concepts.append(Concept(t.english, alternatives, self._idf_of(max(dfs, default=0))))
             seen.update(t.english.split())

@@ -25,6 +25,11 @@ def test_english_key_and_word_forms():
     assert "model" in word_forms("models")
     assert "query" in word_forms("queries")
     assert "stop" in word_forms("stopping")
+    # British spellings are looked up the American way, as CC-CEDICT and the pages write them
+    assert word_forms("normalisation") == ["normalisation", "normalization"]
+    assert {"color", "colors"} <= set(word_forms("colours")) and "modeling" in word_forms("modelling")
+    assert "center" in word_forms("centre") and "analyze" in word_forms("analysed")
+    assert word_forms("hour") == ["hour"] and word_forms("four") == ["four"]
 
 
 def test_parse_cedict_reverses_glosses():
@@ -76,3 +81,12 @@ def test_a_common_chinese_word_brings_no_english():
     assert bridge.english_for("今天天氣很好", known, passages) == []
     # English questions still find the Chinese term: only the Chinese -> English direction is bounded
     assert [t.chinese for t in bridge.translate("diffusion", lambda t: 1)] == [("模型",)]
+
+
+def test_a_term_found_in_another_form_keeps_the_form_looked_up():
+    known = {"批量歸一化": 3, "顏色": 4}
+    bridge = Bridge(pairs={"batch normalization": ["批量歸一化"], "gpu": ["圖形處理器"]}, dictionary={"color": ["顏色"]})
+    found = bridge.translate("Is batch normalisation or colour used?", lambda t: known.get(t, 1))
+    assert [(t.english, t.base) for t in found] == [("batch normalisation", "batch normalization"), ("colour", "color")]
+    assert [(t.english, t.base) for t in bridge.translate("How many GPUs?", lambda t: 1)] == [("gpus", "gpu")]
+    assert bridge.translate("the GPU", lambda t: 1)[0].base == ""          # found as written

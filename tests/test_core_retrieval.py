@@ -386,3 +386,14 @@ def test_an_unknown_noun_the_concepts_passed_over_is_a_concept_unless_it_straddl
     assert searcher._straddles_a_word("能線", "語音模型能線上串流") and not searcher._straddles_a_word("換發", query.normalized)
     query = searcher.analyse("語音模型能線上串流嗎？")
     assert "能線" in query.unknown_nouns and "能線" not in {c.text for c in query.concepts}
+
+
+
+def test_an_english_term_in_another_form_is_covered_by_the_form_the_pages_write(searcher):
+    from faq_bot.policy import coverage
+    from faq_bot.textproc import match_key
+
+    query = searcher.analyse("Which finite state transducers does Kaldi use?")
+    transducers = next(c for c in query.concepts if c.text == "transducers")
+    assert "transducer" in transducers.alternatives          # looked up as "transducer"
+    assert coverage([transducers], match_key("Kaldi 依賴 Finite State Transducer (FST)")) == 1.0
