@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from .textproc import STOPWORDS, _cache_dir, fold_variants, normalize
 
 # Bumped when mining or look-up changes what it produces (part of the index's analyser fingerprint).
-BRIDGE_VERSION = 4
+BRIDGE_VERSION = 5
 
 _CJK = "\u3400-\u9fff"
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
@@ -119,8 +119,13 @@ def parse_cedict(lines: Iterable[str]) -> dict[str, list[str]]:
         if not match:
             continue
         headword = fold_variants(match[1])
+        proper = match[0].split("[", 1)[1][:1].isupper()     # pinyin capitalised: a name
         for gloss in match[3].split("/"):
-            gloss = _PARENS.sub("", gloss).strip().lower()
+            gloss = _PARENS.sub("", gloss).strip()
+            if proper and "," in gloss:
+                # a name glossed with what it is: "Baidu, Internet portal and search engine, ..."
+                gloss = gloss.split(",", 1)[0]
+            gloss = gloss.lower()
             if not gloss or gloss.startswith(_SKIP_GLOSS):
                 continue
             gloss = gloss.removeprefix("to ").strip()

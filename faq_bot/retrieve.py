@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bridge import Translation, load_bridge
+from .bridge import Translation, english_key, load_bridge
 from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
@@ -360,6 +360,13 @@ class Searcher:
             return any(self._names.writes(head + name_key(form), whole=True) for form in singulars)
         return False
 
+    def _name_translated(self, phrase: str) -> bool:
+        """Whether the pages write the name in Chinese: the portal's own pairs or the dictionary
+        give the whole name a term some page writes ("Baidu's ERNIE-Layout": the pages write 百度,
+        never Baidu, and an English question about it was refused)."""
+        key = english_key(phrase)
+        return any(t.english == key for t in self.bridge.translate(phrase, self.term_frequency))
+
     def _written(self, word: str, key: str | None = None) -> bool:
         """Whether some page writes the word, even inside a longer one (the pages write 有時候,
         which BM25 keeps as one word, so the word count of 時候 alone says 0). Looser than a name
@@ -457,7 +464,7 @@ class Searcher:
                 unknown_terms.append(word)
             aliases = tuple(dict.fromkeys(match_key(en) for en in english_aliases.get(word, [])))
             concepts.append(Concept(word, (match_key(word), *aliases), self._idf_of(df) * self.cutter.word_weight(word)))
-        missing = [p for p in name_phrases(text) if not self._name_written(p)]
+        missing = [p for p in name_phrases(text) if not self._name_written(p) and not self._name_translated(p)]
         unknown = [n for n in self.cutter.nouns(normalized) if self._unknown_noun(n)] + unknown_terms
         # A noun the tagger finds that no page writes is something the question asks about, though
         # `concept_words` passed over it as a word jieba's HMM made up (換發 of 「健保卡要怎麼換發」):

@@ -38,11 +38,15 @@ def test_parse_cedict_reverses_glosses():
         "模型 模型 [mo2 xing2] /model/mold/matrix/pattern/",
         "停止 停止 [ting2 zhi3] /to stop/to halt/to cease/",
         "臺灣 台湾 [Tai2 wan1] /Taiwan/",
+        "百度 百度 [Bai3 du4] /Baidu, Internet portal and search engine, www.baidu.com/",
+        "小米 小米 [xiao3 mi3] /millet, a grain/",
         "個 个 [ge4] /CL:個|个[ge4]/individual/",
     ])
     assert table["model"] == ["模型"]
     assert table["stop"] == ["停止"]
     assert table["taiwan"] == ["台灣"]          # variant folded to the portal's form
+    assert table["baidu"] == ["百度"]            # a name glossed with what it is
+    assert "millet" not in table                 # a common noun's gloss is not cut at its comma
     assert not any(k.startswith("cl") for k in table)
 
 

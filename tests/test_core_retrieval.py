@@ -397,3 +397,10 @@ def test_an_english_term_in_another_form_is_covered_by_the_form_the_pages_write(
     transducers = next(c for c in query.concepts if c.text == "transducers")
     assert "transducer" in transducers.alternatives          # looked up as "transducer"
     assert coverage([transducers], match_key("Kaldi 依賴 Finite State Transducer (FST)")) == 1.0
+
+
+def test_a_name_the_pages_write_only_in_chinese_is_no_missing_name(searcher):
+    # the fixture's pages write 百度 and 台灣, never Baidu or Taiwan; the dictionary names them
+    assert not searcher._names.writes("baidu")
+    assert searcher.analyse("Why can't I download Baidu's speech datasets in Taiwan?").missing_names == []
+    assert searcher.analyse("Why can't I download Zyxwv's speech datasets?").missing_names == ["Zyxwv"]
