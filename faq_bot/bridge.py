@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from .textproc import STOPWORDS, _cache_dir, fold_variants, normalize
 
 # Bumped when mining or look-up changes what it produces (part of the index's analyser fingerprint).
-BRIDGE_VERSION = 5
+BRIDGE_VERSION = 6
 
 _CJK = "\u3400-\u9fff"
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
@@ -183,8 +183,18 @@ def american(word: str) -> str:
 
 def word_forms(word: str) -> list[str]:
     """The word and the base forms it may have: models -> model, queries -> query, stopping ->
-    stop; each also spelt the American way (normalisation -> normalization)."""
-    return list(dict.fromkeys(f for form in _inflections(word) for f in (form, american(form))))
+    stop; each also spelt the American way (normalisation -> normalization); last, the verb of an
+    action noun (annotation -> annotate, extraction -> extract), which the dictionary often glosses
+    where it has no entry for the noun."""
+    forms = [f for form in _inflections(word) for f in (form, american(form))]
+    for form in list(forms):
+        for pattern, replacement in _ACTION_NOUN:
+            if len(form) > 6 and pattern.search(form):
+                forms.append(pattern.sub(replacement, form))
+    return list(dict.fromkeys(forms))
+
+
+_ACTION_NOUN = ((re.compile(r"ation$"), "ate"), (re.compile(r"ction$"), "ct"))
 
 
 def _inflections(word: str) -> list[str]:

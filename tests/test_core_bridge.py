@@ -30,6 +30,9 @@ def test_english_key_and_word_forms():
     assert {"color", "colors"} <= set(word_forms("colours")) and "modeling" in word_forms("modelling")
     assert "center" in word_forms("centre") and "analyze" in word_forms("analysed")
     assert word_forms("hour") == ["hour"] and word_forms("four") == ["four"]
+    # last, an action noun's verb, which the dictionary glosses more often than the noun
+    assert word_forms("annotations")[-1] == "annotate" and word_forms("extraction") == ["extraction", "extract"]
+    assert word_forms("action") == ["action"]
 
 
 def test_parse_cedict_reverses_glosses():
