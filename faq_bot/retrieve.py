@@ -447,7 +447,7 @@ class Searcher:
                                                 *(match_key(zh) for zh in t.chinese)]))
             dfs = [self.term_frequency(zh) for zh in t.chinese]
             concepts.append(Concept(t.english, alternatives, self._idf_of(max(dfs, default=0))))
-            seen.update(t.english.split())
+            seen.update(re.split(r"[\s\-]+", t.english))       # fine-tune: not fine and tune again
         for word in dict.fromkeys(self.concept_words(normalized)):
             if word in seen or (len(word) < 2 and word.isascii()):
                 continue
@@ -465,7 +465,7 @@ class Searcher:
             aliases = tuple(dict.fromkeys(match_key(en) for en in english_aliases.get(word, [])))
             concepts.append(Concept(word, (match_key(word), *aliases), self._idf_of(df) * self.cutter.word_weight(word)))
         missing = [p for p in name_phrases(text) if not self._name_written(p) and not self._name_translated(p)]
-        unknown = [n for n in self.cutter.nouns(normalized) if self._unknown_noun(n)] + unknown_terms
+        unknown = [n for n in self.cutter.nouns(normalized) if n not in STOPWORDS and self._unknown_noun(n)] + unknown_terms
         # A noun the tagger finds that no page writes is something the question asks about, though
         # `concept_words` passed over it as a word jieba's HMM made up (換發 of 「健保卡要怎麼換發」):
         # a concept no passage holds, as heavy as an unseen word. Not when it straddles a word of the

@@ -31,7 +31,7 @@ STOPWORDS = frozenset("""
 什麼 甚麼 什么 怎麼 怎么 怎樣 如何 為何 為什麼 哪 哪個 哪些 哪裡 多少 多大 幾 誰 何時 是否 是不是 有沒有 一個
 大概 到底 比較 最 很 更 還 又 再 才 已經 一些 一樣 那麼 這麼 怎麼樣 做 用 使用 用來 有哪些 有什麼 什麼樣
 時候 後來 或者 除了 還有 分別 裡面 一開始 開始 現在 最後 之後 之前 然後 當初 一般 通常 目前 其中 實際 主要 可能
-真的 大約 不會
+真的 大約 不會 幹嘛 幹麻 啥 為啥 咋 咋辦 怎辦 阿 欸 囉 唷 拿來
 the a an of to in on for and or is are was were be been being do does did how what which who whom
 why when where can could should would will shall may might must i you we they he she it its this
 that these those my your our their me us them with by from at as about into than then there here

@@ -404,3 +404,14 @@ def test_a_name_the_pages_write_only_in_chinese_is_no_missing_name(searcher):
     assert not searcher._names.writes("baidu")
     assert searcher.analyse("Why can't I download Baidu's speech datasets in Taiwan?").missing_names == []
     assert searcher.analyse("Why can't I download Zyxwv's speech datasets?").missing_names == ["Zyxwv"]
+
+
+
+def test_a_hyphenated_term_is_one_concept_and_colloquial_words_are_no_nouns(searcher, monkeypatch):
+    from faq_bot.bridge import Bridge
+
+    monkeypatch.setattr(searcher, "bridge", Bridge(pairs={"fine-tune": ["微調"]}, dictionary=searcher.bridge.dictionary))
+    concepts = [c.text for c in searcher.analyse("How long does a fine-tune of the model take?").concepts]
+    assert "fine-tune" in concepts and "fine" not in concepts and "tune" not in concepts
+    # 幹嘛 ("what for") asks, as 什麼 does: no unknown noun of the question
+    assert "幹嘛" not in searcher.analyse("語音增強到底可以拿來幹嘛").unknown_nouns
