@@ -23,7 +23,10 @@ _SPACE = re.compile(r"\s+")
 _WORDLIKE = re.compile(r"\w", re.UNICODE)
 
 # Words that carry no topic: question words and particles (Traditional and English), kept out of
-# BM25 queries and out of the "how much of the question does this passage cover" signal.
+# BM25 queries and out of the "how much of the question does this passage cover" signal. An English
+# function word missing here is worse than noise: the dictionary knows it and no Chinese page writes
+# it, so it counted as a term the portal does not cover ("whether", "can't", "just" in "can't I just
+# eyeball the generated samples to tell whether my generative model is any good?").
 STOPWORDS = frozenset("""
 的 了 是 在 和 與 及 或 也 都 就 而 及其 並 但 把 被 讓 給 對 從 向 於 以 為 為了 因為 所以 如果 還是 以及
 我 你 您 他 她 它 我們 你們 他們 它們 這 那 這個 那個 這些 那些 其 之 者 所 個 種 些 各 每 該
@@ -37,6 +40,12 @@ why when where can could should would will shall may might must i you we they he
 that these those my your our their me us them with by from at as about into than then there here
 any some not no yes if so such much many more most use used using get got have has had
 please tell explain describe give list show know want need
+whether just really also very too only even still ever else quite rather actually basically
+anything something everything nothing anyone someone everyone all both each every few other others
+own same once again further while during before after above below up down out off over under until
+because since though although unless yet nor either neither wants wanted let lets
+can't cannot don't doesn't didn't isn't aren't wasn't weren't won't wouldn't shouldn't couldn't
+i'm i've i'd you're we're they're it's that's there's what's how's where's who's
 """.split())
 
 

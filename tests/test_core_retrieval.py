@@ -415,3 +415,9 @@ def test_a_hyphenated_term_is_one_concept_and_colloquial_words_are_no_nouns(sear
     assert "fine-tune" in concepts and "fine" not in concepts and "tune" not in concepts
     # 幹嘛 ("what for") asks, as 什麼 does: no unknown noun of the question
     assert "幹嘛" not in searcher.analyse("語音增強到底可以拿來幹嘛").unknown_nouns
+
+
+def test_english_function_words_are_no_terms_the_portal_lacks(searcher):
+    query = searcher.analyse("Can't I just tell whether the speech enhancement model is any good?")
+    assert not {"can't", "just", "whether"} & {c.text for c in query.concepts}
+    assert not {"can't", "just", "whether"} & set(query.unknown_nouns)
