@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from .textproc import STOPWORDS, _cache_dir, fold_variants, normalize
 
 # Bumped when mining or look-up changes what it produces (part of the index's analyser fingerprint).
-BRIDGE_VERSION = 6
+BRIDGE_VERSION = 7
 
 _CJK = "\u3400-\u9fff"
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
@@ -246,10 +246,13 @@ class Bridge:
     def _lookup(self, gram: str, known: Callable[[str], int], use_dictionary: bool) -> Translation | None:
         words = gram.split()
         variants = [" ".join(words[:-1] + [form]) for form in word_forms(words[-1])]
-        for variant in variants:
-            zh = [t for t in self.pairs.get(variant, []) if known(t)]
-            if zh:
-                return Translation(gram, tuple(zh[:MAX_TRANSLATIONS]), mined=True, base=_other(variant, gram))
+        # the portal's terms for every form the pages pair ("datasets" once with 準備, "dataset"
+        # with 資料集 many times), the form found first leading
+        found = [v for v in variants if any(known(t) for t in self.pairs.get(v, []))]
+        if found:
+            zh = [t for v in found for t in self.pairs[v] if known(t)]
+            return Translation(gram, tuple(dict.fromkeys(zh))[:MAX_TRANSLATIONS], mined=True,
+                               base=_other(found[0], gram))
         if not use_dictionary:
             return None
         for variant in variants:

@@ -97,3 +97,9 @@ def test_a_term_found_in_another_form_keeps_the_form_looked_up():
     assert [(t.english, t.base) for t in found] == [("batch normalisation", "batch normalization"), ("colour", "color")]
     assert [(t.english, t.base) for t in bridge.translate("How many GPUs?", lambda t: 1)] == [("gpus", "gpu")]
     assert bridge.translate("the GPU", lambda t: 1)[0].base == ""          # found as written
+
+
+def test_the_portals_terms_for_every_form_of_a_word_are_gathered():
+    bridge = Bridge(pairs={"datasets": ["準備"], "dataset": ["資料集"]})
+    found = bridge.translate("speaker recognition training datasets", lambda t: 1, use_dictionary=False)
+    assert [(t.english, t.chinese, t.base) for t in found] == [("datasets", ("準備", "資料集"), "")]
