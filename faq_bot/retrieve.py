@@ -162,6 +162,9 @@ def _name_core(word: str) -> tuple[str, bool, bool]:
 
 
 _ORDINARY_PART = re.compile(r"[a-z]{3,}")
+# An amount with its unit, no name: 1080p, 8GB, 405B, 16k ("FlashVideo 1080p generation time" was
+# refused: the pages write FlashVideo and 1080p, never side by side)
+_QUANTITY = re.compile(r"\d+(?:\.\d+)?[A-Za-z]{1,3}")
 _ORDINARY_PLURAL = re.compile(r"[A-Za-z][a-z]{2,}s")
 
 
@@ -175,8 +178,8 @@ def name_phrases(question: str) -> list[str]:
         for match in _LATIN_TOKEN.finditer(run.group()):
             word, cut_before, cut_after = _name_core(match.group())
             initial = bool(_SENTENCE_START.search(question[:run.start() + match.start()]))
-            is_name = word.lower() not in STOPWORDS and word.lower() not in LANGUAGE_WORDS and (
-                not latin or _looks_like_name(word, initial))
+            is_name = (word.lower() not in STOPWORDS and word.lower() not in LANGUAGE_WORDS
+                       and not _QUANTITY.fullmatch(word) and (not latin or _looks_like_name(word, initial)))
             if cut_before and groups[-1]:
                 groups.append([])   # an ordinary word parts two names: "Whisper-based" + "TTS"
             if is_name:

@@ -305,6 +305,9 @@ def test_name_phrases_are_written_like_names_not_capitalised_sentence_openings()
     assert name_phrases("What is the explainable-AI talk about?") == []          # "AI": too short to check
     assert name_phrases("推薦系統做 session-based 推薦") == ["session-based"]    # no name in it: whole
     assert name_phrases("How does GPT-4o compare with t-SNE?") == ["GPT-4o", "t-SNE"]
+    # an amount with its unit is no name, and parts the names beside it
+    assert name_phrases("FlashVideo 1080p generation time") == ["FlashVideo"]
+    assert name_phrases("RTX 4090 夠跑 70B 嗎") == ["RTX 4090"]
 
 
 def test_diversify_caps_a_page_and_puts_a_repeated_passage_after_the_others():
