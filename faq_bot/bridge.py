@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from .textproc import STOPWORDS, _cache_dir, fold_variants, normalize
 
 # Bumped when mining or look-up changes what it produces (part of the index's analyser fingerprint).
-BRIDGE_VERSION = 7
+BRIDGE_VERSION = 9
 
 _CJK = "\u3400-\u9fff"
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
@@ -111,8 +111,10 @@ def _cedict_file() -> Path | None:
     return Path(str(path)) if path.is_file() else None
 
 
-def parse_cedict(lines: Iterable[str]) -> dict[str, list[str]]:
-    """English gloss (1-3 words, "to " dropped) -> Traditional headwords, in dictionary order."""
+def parse_cedict(lines: Iterable[str], names: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """English gloss (1-3 words, "to " dropped) -> Traditional headwords, in dictionary order;
+    `names` (if given) receives the same for proper names only (pinyin capitalised: Baidu -> 百度,
+    where "atlas" -> 圖譜 is a common noun's)."""
     out: dict[str, list[str]] = defaultdict(list)
     for line in lines:
         match = _CEDICT_LINE.match(line)
@@ -133,28 +135,42 @@ def parse_cedict(lines: Iterable[str]) -> dict[str, list[str]]:
             if key and key == gloss.replace("'s", "") and len(key.split()) <= MAX_TERM_WORDS:
                 if headword not in out[key]:
                     out[key].append(headword)
+                if proper and names is not None and headword not in names.setdefault(key, []):
+                    names[key].append(headword)
     return dict(out)
 
 
-@lru_cache(maxsize=1)
 def cedict() -> dict[str, list[str]]:
     """The reversed CC-CEDICT, built once per dictionary file and cached; empty without the package."""
+    return _cedict_data()[0]
+
+
+def cedict_names() -> dict[str, list[str]]:
+    """CC-CEDICT's proper names, reversed as `cedict` is (`parse_cedict`)."""
+    return _cedict_data()[1]
+
+
+@lru_cache(maxsize=1)
+def _cedict_data() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     path = _cedict_file()
     if path is None:
-        return {}
+        return {}, {}
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()[:12]
     cache = _cache_dir() / f"cedict-reverse-v{BRIDGE_VERSION}-{digest}.json"
     try:
-        return json.loads(cache.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        stored = json.loads(cache.read_text(encoding="utf-8"))
+        if isinstance(stored["table"], dict) and isinstance(stored["names"], dict):
+            return stored["table"], stored["names"]
+    except (OSError, ValueError, KeyError, TypeError):
         pass
-    table = parse_cedict(data.decode("utf-8").splitlines())
+    names: dict[str, list[str]] = {}
+    table = parse_cedict(data.decode("utf-8").splitlines(), names)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
+    tmp.write_text(json.dumps({"table": table, "names": names}, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, cache)
-    return table
+    return table, names
 
 
 def cedict_digest() -> str:
@@ -183,21 +199,36 @@ def american(word: str) -> str:
 
 def word_forms(word: str) -> list[str]:
     """The word and the base forms it may have: models -> model, queries -> query, stopping ->
-    stop; each also spelt the American way (normalisation -> normalization); last, the verb of an
-    action noun (annotation -> annotate, extraction -> extract), which the dictionary often glosses
-    where it has no entry for the noun."""
-    forms = [f for form in _inflections(word) for f in (form, american(form))]
-    for form in list(forms):
-        for pattern, replacement in _ACTION_NOUN:
-            if len(form) > 6 and pattern.search(form):
-                forms.append(pattern.sub(replacement, form))
-    return list(dict.fromkeys(forms))
+    stop; each also spelt the American way (normalisation -> normalization); then the words it is
+    derived from (`derived_forms`)."""
+    forms = own_forms(word)
+    return list(dict.fromkeys(forms + derived_forms(forms)))
 
 
-_ACTION_NOUN = ((re.compile(r"ation$"), "ate"), (re.compile(r"ction$"), "ct"))
+def own_forms(word: str) -> list[str]:
+    """The word, the forms an inflection may have come from, each also spelt the American way."""
+    return list(dict.fromkeys(f for form in inflections(word) for f in (form, american(form))))
 
 
-def _inflections(word: str) -> list[str]:
+def derived_forms(forms: list[str]) -> list[str]:
+    """The verbs the forms are derived from, which the dictionary often glosses where it has no
+    entry for the noun or adjective: annotation -> annotate, extraction -> extract, explainable ->
+    explain, scalable -> scale. Looked up only after the word's own forms (station is no state)."""
+    out: list[str] = []
+    for form in forms:
+        for pattern, replacements in _DERIVED:
+            if pattern.search(form):
+                out += [pattern.sub(r, form) for r in replacements]
+    return [f for f in dict.fromkeys(out) if f not in forms]
+
+
+# a suffix with at least three letters before it: station, action and table are not derived
+_DERIVED = ((re.compile(r"(?<=[a-z]{3})ation$"), ("ate",)), (re.compile(r"(?<=[a-z]{3})ction$"), ("ct",)),
+            (re.compile(r"(?<=[a-z]{4})able$"), ("", "e")))
+
+
+def inflections(word: str) -> list[str]:
+    """The word and the forms an inflection may have come from (models -> model, queries -> query)."""
     forms = [word]
     if len(word) > 3:
         if word.endswith("ies"):
@@ -228,6 +259,7 @@ class Bridge:
 
     pairs: dict[str, list[str]]
     dictionary: dict[str, list[str]] = field(default_factory=dict)
+    names: dict[str, list[str]] = field(default_factory=dict)   # the dictionary's proper names only
     reverse: dict[str, list[str]] = field(default_factory=dict, init=False)   # Chinese -> English (pairs only)
 
     def __post_init__(self) -> None:
@@ -245,7 +277,15 @@ class Bridge:
 
     def _lookup(self, gram: str, known: Callable[[str], int], use_dictionary: bool) -> Translation | None:
         words = gram.split()
-        variants = [" ".join(words[:-1] + [form]) for form in word_forms(words[-1])]
+        forms = own_forms(words[-1])
+        for tier in (forms, derived_forms(forms)):      # the word's own forms first, in both sources
+            found = self._lookup_forms(gram, [" ".join(words[:-1] + [form]) for form in tier], known, use_dictionary)
+            if found:
+                return found
+        return None
+
+    def _lookup_forms(self, gram: str, variants: list[str], known: Callable[[str], int],
+                      use_dictionary: bool) -> Translation | None:
         # the portal's terms for every form the pages pair ("datasets" once with 準備, "dataset"
         # with 資料集 many times), the form found first leading
         found = [v for v in variants if any(known(t) for t in self.pairs.get(v, []))]
@@ -296,4 +336,6 @@ def _other(variant: str, gram: str) -> str:
 
 
 def load_bridge(pairs: dict[str, list[str]], use_dictionary: bool = True) -> Bridge:
-    return Bridge(pairs=pairs, dictionary=cedict() if use_dictionary else {})
+    if not use_dictionary:
+        return Bridge(pairs=pairs)
+    return Bridge(pairs=pairs, dictionary=cedict(), names=cedict_names())

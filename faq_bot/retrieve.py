@@ -11,10 +11,11 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from .bridge import Translation, english_key, load_bridge
+from .bridge import Translation, english_key, inflections, load_bridge
 from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
@@ -143,17 +144,29 @@ LANGUAGE_WORDS = frozenset({"chinese", "mandarin", "cantonese", "taiwanese", "en
                             "traditional", "simplified"})
 
 
-def _name_core(word: str) -> tuple[str, bool, bool]:
-    """A hyphenated word without the ordinary lower-case words at its ends, when what remains is
-    written as a name (a capital), and whether an end was cut: the name in "LLM-based" is "LLM",
-    in "explainable-AI" "AI", in "Hy3-preview" "Hy3"; "GPT-4o", "t-SNE", "large-v3" and
-    "session-based" stay whole. As names, "LLM-based", "CNN-based", "BERT-style" and
-    "GPU-accelerated", which no page writes, refused every question that used them."""
+def _name_core(word: str, ordinary: Callable[[str], bool] | None = None) -> tuple[str, bool, bool]:
+    """A hyphenated word without the ordinary words at its ends, and whether an end was cut: the
+    name in "LLM-based" is "LLM", in "explainable-AI" "AI", in "Transformer-based" "Transformer".
+    A part is ordinary when it is one of the words English joins to any name (`_COMPOUND_PARTS`),
+    or when it is a dictionary word (`ordinary`) beside an acronym (GPU-accelerated); "GPT-neox",
+    "Llama-guard", "GPT-4o", "t-SNE", "large-v3" and "session-based" stay whole. As names,
+    "LLM-based", "CNN-based", "BERT-style" and "GPU-accelerated", which no page writes, refused
+    every question that used them."""
     parts = word.split("-")
+    if len(parts) < 2:
+        return word, False, False
+
+    def cut(part: str, core: list[str]) -> bool:
+        if not _ORDINARY_PART.fullmatch(part):
+            return False
+        if part in _COMPOUND_PARTS:
+            return True
+        return ordinary is not None and _ACRONYM.fullmatch("".join(core)) is not None and ordinary(part)
+
     first, last = 0, len(parts)
-    while last - first > 1 and _ORDINARY_PART.fullmatch(parts[first]):
+    while last - first > 1 and cut(parts[first], parts[first + 1:last]):
         first += 1
-    while last - first > 1 and _ORDINARY_PART.fullmatch(parts[last - 1]):
+    while last - first > 1 and cut(parts[last - 1], parts[first:last - 1]):
         last -= 1
     core = "-".join(parts[first:last])
     if not any(ch.isupper() for ch in core):
@@ -162,21 +175,28 @@ def _name_core(word: str) -> tuple[str, bool, bool]:
 
 
 _ORDINARY_PART = re.compile(r"[a-z]{3,}")
+_ACRONYM = re.compile(r"[A-Z][A-Z0-9]+")
+# Words English hyphenates to any name to say what kind of thing it is, not which
+_COMPOUND_PARTS = frozenset("""based style like powered accelerated driven aware enabled specific level free
+friendly ready native oriented centric compatible optimized optimised tuned inspired related type class
+grade sized scale non pre post multi cross""".split())
 # An amount with its unit, no name: 1080p, 8GB, 405B, 16k ("FlashVideo 1080p generation time" was
 # refused: the pages write FlashVideo and 1080p, never side by side)
 _QUANTITY = re.compile(r"\d+(?:\.\d+)?[A-Za-z]{1,3}")
 _ORDINARY_PLURAL = re.compile(r"[A-Za-z][a-z]{2,}s")
 
 
-def name_phrases(question: str) -> list[str]:
+def name_phrases(question: str, ordinary: Callable[[str], bool] | None = None) -> list[str]:
     """Product and tool names in a question, as adjacent word pairs (or single words): the Latin
-    words of a Chinese question; the words written as names in an English one (minus stopwords)."""
+    words of a Chinese question; the words written as names in an English one (minus stopwords).
+    `ordinary(word)`: whether a word is an English dictionary word (`_name_core`)."""
     latin = is_latin(question)
     phrases: list[str] = []
     for run in _LATIN_RUN.finditer(question):
         groups: list[list[str]] = [[]]
         for match in _LATIN_TOKEN.finditer(run.group()):
-            word, cut_before, cut_after = _name_core(match.group())
+            # a full stop that ends the question is no part of its last word ("...GPU-accelerated.")
+            word, cut_before, cut_after = _name_core(match.group().rstrip("."), ordinary)
             initial = bool(_SENTENCE_START.search(question[:run.start() + match.start()]))
             is_name = (word.lower() not in STOPWORDS and word.lower() not in LANGUAGE_WORDS
                        and not _QUANTITY.fullmatch(word) and (not latin or _looks_like_name(word, initial)))
@@ -359,16 +379,18 @@ class Searcher:
         # an ordinary noun's plural, capitalised as English title words are ("Variational
         # Autoencoders", "Boltzmann Machines"): its singular, as a whole word
         if _ORDINARY_PLURAL.fullmatch(last):
-            singulars = [last[:-1]] + ([last[:-2]] if last.endswith("es") else [])
+            singulars = inflections(last)[1:]            # Entities -> Entity, Entiti, Entitie
             return any(self._names.writes(head + name_key(form), whole=True) for form in singulars)
         return False
 
     def _name_translated(self, phrase: str) -> bool:
-        """Whether the pages write the name in Chinese: the portal's own pairs or the dictionary
-        give the whole name a term some page writes ("Baidu's ERNIE-Layout": the pages write 百度,
-        never Baidu, and an English question about it was refused)."""
+        """Whether the pages write the name in Chinese: the portal's own pairs, or the dictionary's
+        entry for a proper name, give the whole name a term some page writes ("Baidu's
+        ERNIE-Layout": the pages write 百度, never Baidu, and an English question about it was
+        refused). Not a common noun's sense: "Atlas" is no 圖譜."""
         key = english_key(phrase)
-        return any(t.english == key for t in self.bridge.translate(phrase, self.term_frequency))
+        return any(t.english == key and (t.mined or set(t.chinese) & set(self.bridge.names.get(t.base or t.english, ())))
+                   for t in self.bridge.translate(phrase, self.term_frequency))
 
     def _written(self, word: str, key: str | None = None) -> bool:
         """Whether some page writes the word, even inside a longer one (the pages write 有時候,
@@ -467,7 +489,8 @@ class Searcher:
                 unknown_terms.append(word)
             aliases = tuple(dict.fromkeys(match_key(en) for en in english_aliases.get(word, [])))
             concepts.append(Concept(word, (match_key(word), *aliases), self._idf_of(df) * self.cutter.word_weight(word)))
-        missing = [p for p in name_phrases(text) if not self._name_written(p) and not self._name_translated(p)]
+        missing = [p for p in name_phrases(text, self.bridge.knows)
+                   if not self._name_written(p) and not self._name_translated(p)]
         unknown = [n for n in self.cutter.nouns(normalized) if n not in STOPWORDS and self._unknown_noun(n)] + unknown_terms
         # A noun the tagger finds that no page writes is something the question asks about, though
         # `concept_words` passed over it as a word jieba's HMM made up (換發 of 「健保卡要怎麼換發」):

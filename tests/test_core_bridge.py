@@ -30,9 +30,10 @@ def test_english_key_and_word_forms():
     assert {"color", "colors"} <= set(word_forms("colours")) and "modeling" in word_forms("modelling")
     assert "center" in word_forms("centre") and "analyze" in word_forms("analysed")
     assert word_forms("hour") == ["hour"] and word_forms("four") == ["four"]
-    # last, an action noun's verb, which the dictionary glosses more often than the noun
+    # last, the verb a noun or adjective comes from, which the dictionary glosses more often
     assert word_forms("annotations")[-1] == "annotate" and word_forms("extraction") == ["extraction", "extract"]
-    assert word_forms("action") == ["action"]
+    assert word_forms("explainable")[:2] == ["explainable", "explain"]
+    assert word_forms("action") == ["action"] and word_forms("station") == ["station"]
 
 
 def test_parse_cedict_reverses_glosses():
@@ -50,6 +51,9 @@ def test_parse_cedict_reverses_glosses():
     assert table["taiwan"] == ["台灣"]          # variant folded to the portal's form
     assert table["baidu"] == ["百度"]            # a name glossed with what it is
     assert "millet" not in table                 # a common noun's gloss is not cut at its comma
+    names: dict = {}
+    parse_cedict(["百度 百度 [Bai3 du4] /Baidu, Internet portal/", "小米 小米 [xiao3 mi3] /millet/"], names)
+    assert names == {"baidu": ["百度"]}          # proper names only
     assert not any(k.startswith("cl") for k in table)
 
 
@@ -103,3 +107,9 @@ def test_the_portals_terms_for_every_form_of_a_word_are_gathered():
     bridge = Bridge(pairs={"datasets": ["準備"], "dataset": ["資料集"]})
     found = bridge.translate("speaker recognition training datasets", lambda t: 1, use_dictionary=False)
     assert [(t.english, t.chinese, t.base) for t in found] == [("datasets", ("準備", "資料集"), "")]
+
+
+def test_a_words_own_forms_are_looked_up_before_the_word_it_comes_from():
+    bridge = Bridge(pairs={"state": ["狀態"]}, dictionary={"creation": ["創作"], "create": ["創建"]})
+    found = bridge.translate("creation", lambda t: 1)
+    assert [(t.english, t.chinese) for t in found] == [("creation", ("創作",))]     # not create's, nor a pair's
