@@ -103,6 +103,7 @@ class Query:
     # the pages nor any translation of them does (passport)
     unknown_nouns: list[str] = field(default_factory=list)
     translations: list[Translation] = field(default_factory=list)
+    earlier_chars: int = 0               # a follow-up: how much of `normalized` its earlier turns take
 
 
 @dataclass
@@ -248,6 +249,14 @@ def dense_text(query: Query) -> str:
     bridge to (one per term), so the vector leans towards the pages' own wording; bounded, so that
     no question costs the model more than a few short ones."""
     text = query.normalized[:DENSE_QUERY_CHARS]
+    if query.earlier_chars and len(query.normalized) > DENSE_QUERY_CHARS:
+        # a follow-up: the question whole, and as much of its earlier turns as fits before it
+        own = query.normalized[query.earlier_chars:].strip()[:DENSE_QUERY_CHARS]
+        room = DENSE_QUERY_CHARS - len(own) - 1
+        earlier = query.normalized[:query.earlier_chars].strip()[:max(room, 0)]
+        if room > 0 and query.normalized[len(earlier):len(earlier) + 1].isalnum():
+            earlier = earlier.rsplit(" ", 1)[0] if " " in earlier else earlier     # not mid-word
+        text = f"{earlier} {own}".strip()
     if not query.latin or not query.translations:
         return text
     return text + " " + " ".join(t.chinese[0] for t in query.translations)[:DENSE_QUERY_CHARS // 2]
@@ -355,6 +364,7 @@ class Searcher:
                                      for c in earlier.concepts if c.alternatives not in own]
         words = earlier.words + [w for w in query.words if w not in earlier.words]
         return Query(text=f"{context} {text}", normalized=f"{earlier.normalized} {query.normalized}",
+                     earlier_chars=len(earlier.normalized) + 1,
                      words=words, concepts=concepts, latin=query.latin,
                      missing_names=query.missing_names, unknown_nouns=query.unknown_nouns,
                      translations=earlier.translations + query.translations)

@@ -54,12 +54,13 @@ def test_follow_up_context():
                      "a speech recognition model?", "Is it possible to download the slides?",
                      "Who should I contact in the IT department about ITS access?"):
         assert follow_up_context(question, history) is None, question
-    # "it" or "they" in a question that names nothing of its own points back, unless "it" is empty
-    for question in ("Which languages does it cover?", "Does it support Chinese?",
-                     "Is there anything built on top of it that also gives you timestamps?"):
+    # "it" or "they" points back, unless "it" is the empty subject of "it takes", "is it possible to" ...
+    for question in ("Which languages does it cover?", "Does it support Chinese?", "Can it run on a CPU?",
+                     "Is it free for commercial use?", "Is there anything built on top of it that also gives you timestamps?"):
         assert follow_up_context(question, history) == "LSTM 裡面有哪幾個門？", question
-    for question in ("How long does it take to train BERT?", "Is it worth learning Kaldi today?",
-                     "Does it depend on the GPU?"):
+    for question in ("Is it worth learning speech processing today?", "Do you think it’s worth learning speech processing?",
+                     "Does it matter which optimizer I use?", "Does it depend on the batch size?",
+                     "Is it necessary to normalise the audio first?"):
         assert follow_up_context(question, history) is None, question
     assert follow_up_context("為什麼大家都說 GRU 比較快，它有什麼證據嗎？", history) is None
     assert follow_up_context("深度學習要買哪一代以上的顯卡比較好？", history) is None   # stands alone

@@ -444,3 +444,14 @@ def test_a_name_is_translated_only_by_the_portals_pairs_or_a_proper_names_entry(
     # a title-case plural in -ies is found by its singular in -y
     monkeypatch.setattr(searcher, "_names", NameText(["Named Entity Recognition"]))
     assert searcher.analyse("How are Named Entities tagged?").missing_names == []
+
+
+def test_a_follow_ups_embedded_text_keeps_the_question_whole():
+    from faq_bot.retrieve import DENSE_QUERY_CHARS, Query, dense_text
+
+    earlier = ("In the speech processing talk, which model did the team finally choose for denoising noisy "
+               "call-centre recordings, and how large was it compared with the baseline?")
+    both = f"{earlier} What about its RTF?"
+    text = dense_text(Query(both, both, [], [], latin=True, earlier_chars=len(earlier) + 1))
+    assert text.endswith(" What about its RTF?") and len(text) <= DENSE_QUERY_CHARS
+    assert text.startswith("In the speech processing talk") and " and What" in text     # cut between words
