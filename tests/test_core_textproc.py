@@ -203,3 +203,5 @@ def test_reading_units_are_latin_words_and_cjk_characters():
     assert clip_reading(english, 10) == "In Mark Chang's transfer learning talk, what does the generalization"
     assert clip_reading("語音去噪模型多大？請說明", 8) == "語音去噪模型多大"
     assert clip_reading("短句。", 60) == "短句。" and clip_reading("", 3) == ""
+    assert reading_length("Pokémon café naïve") == 3 and clip_reading("anything", 0) == ""
+    assert len(clip_reading("😀" * 20000, 60)) == 480                  # few units, still bounded
