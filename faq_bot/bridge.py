@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from .textproc import STOPWORDS, _cache_dir, fold_variants, normalize
 
 # Bumped when mining or look-up changes what it produces (part of the index's analyser fingerprint).
-BRIDGE_VERSION = 9
+BRIDGE_VERSION = 10
 
 _CJK = "\u3400-\u9fff"
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
@@ -212,8 +212,8 @@ def own_forms(word: str) -> list[str]:
 
 def derived_forms(forms: list[str]) -> list[str]:
     """The verbs the forms are derived from, which the dictionary often glosses where it has no
-    entry for the noun or adjective: annotation -> annotate, extraction -> extract, explainable ->
-    explain, scalable -> scale. Looked up only after the word's own forms (station is no state)."""
+    entry for the noun, adjective or adverb: annotation -> annotate, extraction -> extract,
+    explainable -> explain, scalable -> scale, quickly -> quick, easily -> easy. Looked up only after the word's own forms (station is no state)."""
     out: list[str] = []
     for form in forms:
         for pattern, replacements in _DERIVED:
@@ -224,7 +224,8 @@ def derived_forms(forms: list[str]) -> list[str]:
 
 # a suffix with at least three letters before it: station, action and table are not derived
 _DERIVED = ((re.compile(r"(?<=[a-z]{3})ation$"), ("ate",)), (re.compile(r"(?<=[a-z]{3})ction$"), ("ct",)),
-            (re.compile(r"(?<=[a-z]{4})able$"), ("", "e")))
+            (re.compile(r"(?<=[a-z]{4})able$"), ("", "e")), (re.compile(r"(?<=[a-z]{3})ily$"), ("y",)),
+            (re.compile(r"(?<=[a-z]{3}[^i])ly$"), ("",)))
 
 
 def inflections(word: str) -> list[str]:

@@ -43,7 +43,7 @@ please tell explain describe give list show know want need
 whether just really also very too only even still ever else quite rather actually basically
 anything something everything nothing anyone someone everyone all both each every few other others
 own same once again further while during before after above below up down out off over under until
-because since though although unless yet nor either neither wants wanted let lets
+because since though although unless yet nor either neither wants wanted let lets little lot lots
 can't cannot don't doesn't didn't isn't aren't wasn't weren't won't wouldn't shouldn't couldn't
 i'm i've i'd you're we're they're it's that's there's what's how's where's who's
 """.split())

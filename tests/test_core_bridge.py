@@ -34,6 +34,8 @@ def test_english_key_and_word_forms():
     assert word_forms("annotations")[-1] == "annotate" and word_forms("extraction") == ["extraction", "extract"]
     assert word_forms("explainable")[:2] == ["explainable", "explain"]
     assert word_forms("action") == ["action"] and word_forms("station") == ["station"]
+    assert word_forms("quickly") == ["quickly", "quick"] and word_forms("easily") == ["easily", "easy"]
+    assert word_forms("early") == ["early"]
 
 
 def test_parse_cedict_reverses_glosses():
