@@ -305,9 +305,10 @@ def leans_on_previous(question: str) -> bool:
 def follow_up_context(question: str, history: Iterable | None) -> str | None:
     """The earlier questions this one leans on ("那它的 RTF 呢？"), oldest first: the previous one,
     and while the earliest taken points back in words, the one before it too, if all of them fit
-    in retrieve.CONTEXT_UNITS (words or CJK characters) as the search cleans them (MAX_CONTEXT_TURNS at most; a turn asked
-    twice in a row counts once). They are searched together with the question, so the thing it
-    refers to is found; None for a question that stands alone."""
+    in retrieve.CONTEXT_UNITS (words or CJK characters) as the search cleans them
+    (MAX_CONTEXT_TURNS at most; a turn asked twice in a row counts once). They are searched
+    together with the question, so the thing it refers to is found; None for a question that
+    stands alone."""
     earlier = previous_questions(history)
     if not earlier or not leans_on_previous(question):
         return None

@@ -213,7 +213,8 @@ def own_forms(word: str) -> list[str]:
 def derived_forms(forms: list[str]) -> list[str]:
     """The verbs the forms are derived from, which the dictionary often glosses where it has no
     entry for the noun, adjective or adverb: annotation -> annotate, extraction -> extract,
-    explainable -> explain, scalable -> scale, quickly -> quick, easily -> easy. Looked up only after the word's own forms (station is no state)."""
+    explainable -> explain, scalable -> scale, quickly -> quick, easily -> easy. Looked up only
+    after the word's own forms (station is no state)."""
     out: list[str] = []
     for form in forms:
         for pattern, replacements in _DERIVED:
@@ -280,7 +281,8 @@ class Bridge:
         words = gram.split()
         forms = own_forms(words[-1])
         for tier in (forms, derived_forms(forms)):      # the word's own forms first, in both sources
-            found = self._lookup_forms(gram, [" ".join(words[:-1] + [form]) for form in tier], known, use_dictionary)
+            variants = [" ".join(words[:-1] + [form]) for form in tier]
+            found = self._lookup_forms(gram, variants, known, use_dictionary)
             if found:
                 return found
         return None

@@ -20,8 +20,8 @@ from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
 from .index import IndexLoadError, LoadedIndex, load_index
-from .textproc import (STOPWORDS, NameText, char_pairs, clean_text, clip_reading, is_latin, match_key, name_key, normalize, repeats,
-                       sentence_key, split_sentences, word_cutter)
+from .textproc import (STOPWORDS, NameText, char_pairs, clean_text, clip_reading, is_latin, match_key, name_key,
+                       normalize, repeats, sentence_key, split_sentences, word_cutter)
 
 
 class QuestionError(ValueError):
@@ -399,8 +399,13 @@ class Searcher:
         ERNIE-Layout": the pages write 百度, never Baidu, and an English question about it was
         refused). Not a common noun's sense: "Atlas" is no 圖譜."""
         key = english_key(phrase)
-        return any(t.english == key and (t.mined or set(t.chinese) & set(self.bridge.names.get(t.base or t.english, ())))
-                   for t in self.bridge.translate(phrase, self.term_frequency))
+        for t in self.bridge.translate(phrase, self.term_frequency):
+            if t.english != key:
+                continue
+            proper = self.bridge.names.get(t.base or t.english, ())
+            if t.mined or any(zh in proper for zh in t.chinese):
+                return True
+        return False
 
     def _written(self, word: str, key: str | None = None) -> bool:
         """Whether some page writes the word, even inside a longer one (the pages write 有時候,
@@ -501,7 +506,8 @@ class Searcher:
             concepts.append(Concept(word, (match_key(word), *aliases), self._idf_of(df) * self.cutter.word_weight(word)))
         missing = [p for p in name_phrases(text, self.bridge.knows)
                    if not self._name_written(p) and not self._name_translated(p)]
-        unknown = [n for n in self.cutter.nouns(normalized) if n not in STOPWORDS and self._unknown_noun(n)] + unknown_terms
+        unknown = [n for n in self.cutter.nouns(normalized)
+                   if n not in STOPWORDS and self._unknown_noun(n)] + unknown_terms
         # A noun the tagger finds that no page writes is something the question asks about, though
         # `concept_words` passed over it as a word jieba's HMM made up (換發 of 「健保卡要怎麼換發」):
         # a concept no passage holds, as heavy as an unseen word. Not when it straddles a word of the
