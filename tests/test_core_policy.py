@@ -8,8 +8,8 @@ import pytest
 
 from faq_bot.chunk import Chunk
 from faq_bot.policy import (
-    FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES, Calibration, LogisticModel, ScoredSentence, asks_quantity,
-    calibration_from_dict, calibration_name,
+    FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES, Calibration, LogisticModel, ScoredSentence, amount_missing,
+    amounts, asks_quantity, calibration_from_dict, calibration_name,
     choose_quotes, coverage, decide, decision_features, holds, is_navigation, load_calibration, passage_values,
     quotes_for, read_sentences, same_statement,
     score_sentences)
@@ -280,6 +280,39 @@ def test_sentence_signals():
     assert second.relative_similarity == 0.0 and first.relative_similarity < 0
     assert asks_quantity("模型多大？") and asks_quantity("How many layers?") and not asks_quantity("什麼是 GRU")
     assert first.own_coverage == first.coverage and second.own_coverage == second.coverage
+
+
+def test_amounts_leave_out_citation_marks_and_the_digits_of_names():
+    # the talk notes end sentences with [1, 5-7]; DreamerV2, PDF7 and YOLOv10 are names, not amounts
+    assert amounts("V2 將潛在狀態改為類別分佈 [1, 4, 8, 23]。") == set()
+    assert amounts("DreamerV2 與 YOLOv10 的比較 [2-5]") == set()
+    assert amounts("模型縮小 49%，速度提升 6 倍 [3]") == {"49", "6"}
+    assert amounts("引入了兩個參數 P 和 Q") == {"兩個"}
+    assert amounts("對應到 7x7 的 Feature Map") == {"7"}
+
+
+def test_asks_quantity_not_for_words_that_only_contain_幾():
+    assert asks_quantity("Distil-Whisper 把解碼器砍到剩幾層？") and asks_quantity("要找幾個人聽")
+    assert not asks_quantity("幾何深度學習拿去做推薦系統的時候，主要是在解哪一類問題？")
+    assert not asks_quantity("一張發票裡面有好幾個 entity 可以一次全部抽出來嗎")
+    assert not asks_quantity("模型幾乎學不到東西怎麼辦")
+
+
+def test_amount_missing_reads_the_best_sentences_for_an_amount_the_question_does_not_give():
+    def sentence(text: str, navigation: bool = False) -> ScoredSentence:
+        return ScoredSentence(0, 0, text, 0, 0, 0, navigation)
+
+    about = sentence("Distil-Whisper 是 Whisper 的蒸餾版本 [1, 2]。")
+    stated = sentence("解碼器只保留 2 層。")
+    menu = sentence("相關連結 | 第 3 章", navigation=True)
+    question = "Distil-Whisper 把解碼器砍到剩幾層？"
+    assert amount_missing(question, [about, about, about, stated]) == 1.0       # beyond the best 3
+    assert amount_missing(question, [about, menu, stated]) == 0.0               # navigation is passed over
+    assert amount_missing(question, [about, sentence("Whisper 的第 2 版。")]) == 0.0
+    # the amount the question itself gives is no answer to it
+    assert amount_missing("SQuAD 2.0 加了多少題？", [sentence("SQuAD 2.0 加入了無法回答的問題。")]) == 1.0
+    # a question that asks no amount misses none
+    assert amount_missing("什麼是 Distil-Whisper？", [about]) == 0.0
 
 
 def test_own_coverage_leaves_out_a_follow_ups_earlier_turns():
