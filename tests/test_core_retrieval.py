@@ -256,6 +256,17 @@ def test_an_english_word_the_dictionary_knows_but_no_page_covers_is_kept_as_unkn
         assert not {"won", "haven"} & set(searcher.analyse(question).unknown_nouns)
 
 
+def test_an_english_word_no_page_writes_in_a_chinese_question_is_unknown(searcher):
+    """A visitor typing code-mixed Chinese names things: "flurbix" there is what the pages do not
+    cover, as 護照 is; in an English question the same word may be a typo and says nothing. A word
+    some page writes, a short one and a number are not unknown."""
+    query = searcher.analyse("flurbix 跟 kaldi 差在哪")
+    assert "flurbix" in query.unknown_nouns and "flurbix" in [c.text for c in query.concepts]
+    assert "kaldi" not in query.unknown_nouns
+    assert searcher.analyse("Where is my flurbix?").unknown_nouns == []
+    assert not {"zq", "98765"} & set(searcher.analyse("zq 跟 98765 是什麼").unknown_nouns)
+
+
 def test_a_name_in_the_plural_is_found_where_the_pages_write_it_in_the_singular(searcher):
 
     assert searcher._names.writes("bert") and not searcher._names.writes("berts")      # the fixture's pages
