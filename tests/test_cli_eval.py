@@ -51,10 +51,12 @@ def test_eval_metrics_are_computed_as_dev_yaml_defines_them(fixture_index, tmp_p
 
 def test_follow_up_items_are_asked_with_their_history(fixture_index, tmp_path):
     """A follow-up means nothing alone; with its history it is answered as the chat answers it, and
-    answer@evidence checks the quoted passages the visitor reads."""
+    answer@evidence checks the quoted passages the visitor reads. (Its words are ones the fixture's
+    few pages write: "那推論速度呢？" asks 速度, which none of them does, so a calibration fitted on the
+    real portal may refuse it here for that alone.)"""
     questions = tmp_path / "q.yaml"
     questions.write_text(yaml.safe_dump([
-        {"question": "那推論速度呢？", "kind": "followup", "history": ["你們做語音去噪最後模型多大？"],
+        {"question": "那它跑得多快？", "kind": "followup", "history": ["你們做語音去噪最後模型多大？"],
          "page": "site/speech.md", "evidence": "RTF 是 0.08"},
     ], allow_unicode=True), encoding="utf-8")
     report = json.loads(_eval(fixture_index, questions, "--json").stdout)

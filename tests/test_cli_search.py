@@ -122,8 +122,8 @@ def test_empty_stdin_answers_nothing(fixture_index):
 def test_history_makes_a_follow_up_searchable(fixture_index):
     """An optional "history" per line: the follow-up is searched with the question it continues,
     through the same path as the chat; a history that is not a list is that line's error."""
-    lines = [json.dumps({"question": "那推論速度呢？", "history": ["你們做語音去噪最後模型多大？"]}, ensure_ascii=False),
-             json.dumps({"question": "那推論速度呢？", "history": "你們做語音去噪最後模型多大？"}, ensure_ascii=False)]
+    lines = [json.dumps({"question": "那它跑得多快？", "history": ["你們做語音去噪最後模型多大？"]}, ensure_ascii=False),
+             json.dumps({"question": "那它跑得多快？", "history": "你們做語音去噪最後模型多大？"}, ensure_ascii=False)]
     result = search_jsonl(fixture_index, lines)
     rows = _rows(result)
     assert rows[0]["answerable"] is True and rows[0]["hits"][0]["path"] == "speech.md"
