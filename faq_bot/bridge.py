@@ -19,12 +19,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .textproc import STOPWORDS, _cache_dir, fold_variants, normalize
+from .textproc import CJK_CHARACTERS, STOPWORDS, _cache_dir, fold_variants, normalize
 
 # Bumped when mining or look-up changes what it produces (part of the index's analyser fingerprint).
 BRIDGE_VERSION = 10
 
-_CJK = "\u3400-\u9fff"
+_CJK = CJK_CHARACTERS
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
 _PAIR_EN_ZH = re.compile(rf"([A-Za-z][A-Za-z0-9\-]*(?: [A-Za-z][A-Za-z0-9\-]*){{0,5}})\s*[（(]\s*([{_CJK}]{{2,12}})\s*[)）]")
 _EN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-']*")

@@ -20,8 +20,8 @@ from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
 from .index import IndexLoadError, LoadedIndex, load_index
-from .textproc import (STOPWORDS, NameText, char_pairs, clean_text, clip_reading, is_latin, match_key, name_key,
-                       normalize, repeats, sentence_key, split_sentences, word_cutter)
+from .textproc import (STOPWORDS, NameText, char_pairs, clean_text, clip_reading, has_cjk, is_latin, match_key,
+                       name_key, normalize, repeats, sentence_key, split_sentences, word_cutter)
 
 
 class QuestionError(ValueError):
@@ -121,7 +121,6 @@ class SearchResult:
 
 
 _WORD = re.compile(r"\w")
-_CJK_CHARACTER = re.compile("[\u3400-\u9fff]")
 # The stem of an English contraction (won't, haven't, don't): the word cutter splits off the
 # apostrophe, and "won" or "haven" read alone are other words (won -> 韓元, haven -> 避風港).
 _CONTRACTION = re.compile(r"\b([A-Za-z]+)['’](?:t|s|re|ll|ve|d|m)\b")
@@ -483,7 +482,7 @@ class Searcher:
         seen: set[str] = set()
         unknown_terms: list[str] = []
         contracted = {m.group(1).lower() for m in _CONTRACTION.finditer(normalized)}   # won't -> won
-        chinese = bool(_CJK_CHARACTER.search(normalized))
+        chinese = has_cjk(normalized)
         for t in translations:
             alternatives = tuple(dict.fromkeys([match_key(t.english), *([match_key(t.base)] if t.base else []),
                                                 *(match_key(zh) for zh in t.chinese)]))

@@ -237,9 +237,19 @@ def clip_reading(text: str, limit: int) -> str:
     return text
 
 
+# The CJK ideographs the portal writes (the unified block and extension A), for every test of "Chinese".
+CJK_CHARACTERS = "\u3400-\u9fff"
+_CJK_CHARACTER = re.compile(f"[{CJK_CHARACTERS}]")
+
+
+def has_cjk(text: str) -> bool:
+    """Whether `text` has a Chinese character at all (a code-mixed question has)."""
+    return bool(_CJK_CHARACTER.search(text))
+
+
 def is_latin(text: str) -> bool:
     """Mostly English: fewer than half as many CJK characters as Latin letters."""
-    cjk = sum("\u3400" <= ch <= "\u9fff" for ch in text)
+    cjk = len(_CJK_CHARACTER.findall(text))
     letters = sum(ch.isascii() and ch.isalpha() for ch in text)
     return cjk * 2 < letters
 

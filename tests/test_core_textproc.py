@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from faq_bot.textproc import (
     QUESTION_WORD_WEIGHTS, NameText, WordCutter,
-    analyser_fingerprint, char_pairs, contains_term, is_latin, match_key, name_key, normalize, repeats, split_sentences,
-    word_cutter)
+    analyser_fingerprint, char_pairs, contains_term, has_cjk, is_latin, match_key, name_key, normalize, repeats,
+    split_sentences, word_cutter)
 
 
 def test_normalize_folds_width_simplified_and_variants():
@@ -33,6 +33,9 @@ def test_name_key_and_is_latin():
     assert name_key("Weights & Biases") == "weightsbiases"
     assert is_latin("How big is the model?")
     assert not is_latin("語音去噪模型多大 RTF")
+    # mostly Latin, yet code-mixed: has_cjk tells it from an English question
+    assert is_latin("stable diffusion 的 sampler 要選 euler a") and has_cjk("stable diffusion 的 sampler 要選 euler a")
+    assert not has_cjk("How big is the model?") and has_cjk("㐀") and not has_cjk("ｶﾞ")
 
 
 def test_name_text_finds_a_name_where_a_word_starts():
