@@ -24,6 +24,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 from typing import Sequence
 
@@ -338,22 +339,14 @@ AMOUNT_SENTENCES = 3
 
 def amount_missing(question: str, sentences: list[ScoredSentence], read: int = AMOUNT_SENTENCES) -> float:
     """1 when the question asks for an amount (`asks_quantity`) and none of the best `read`
-    sentences states one it does not already give: the on-topic question about a detail the portal
+    sentences states one it does not already give (`ScoredSentence.has_quantity`, which
+    `read_sentences` sets from the same question): the on-topic question about a detail the portal
     never gives (how many layers Distil-Whisper's decoder keeps, LayoutXLM's learning rate) is
     answered with sentences about the thing, without the number."""
     if not asks_quantity(question):
         return 0.0
-    asked = amounts(question)
-    read_so_far = 0
-    for sentence in sentences:
-        if sentence.navigation:
-            continue
-        if amounts(sentence.text) - asked:
-            return 0.0
-        read_so_far += 1
-        if read_so_far == read:
-            break
-    return 1.0
+    best = islice((s for s in sentences if not s.navigation), read)
+    return 0.0 if any(s.has_quantity for s in best) else 1.0
 
 
 def unknown_share(query: Query) -> float:

@@ -301,24 +301,34 @@ def test_asks_quantity_not_for_words_that_only_contain_幾():
         assert not asks_quantity(question), question
 
 
-def sentence(text: str, navigation: bool = False) -> ScoredSentence:
-    return ScoredSentence(0, 0, text, 0, 0, 0, navigation)
+def read_for(question: str, *texts: str) -> list[ScoredSentence]:
+    """The sentences of one passage, read as `decide` reads them for `question` (in page order)."""
+    h = hit("\n".join(texts), 0.9)
+    h.sentence_scores = [0.9] * len(texts)
+    r = result([h], [concept("模型", 1.0)])
+    r.query.normalized = question
+    return read_sentences(r)
 
 
 def test_amount_missing_reads_the_best_sentences_for_an_amount_the_question_does_not_give():
-    about = sentence("Distil-Whisper 是 Whisper 的一個蒸餾版本 [1, 2]。")
-    stated = sentence("解碼器只保留 2 層。")
+    from dataclasses import replace
+
+    about = "Distil-Whisper 是 Whisper 的一個蒸餾版本 [1, 2]。"
+    stated = "解碼器只保留 2 層。"
     question = "Distil-Whisper 把解碼器砍到剩幾層？"
-    assert amount_missing(question, [about, about, about, stated]) == 1.0       # beyond the best 3
-    assert amount_missing(question, [about, stated]) == 0.0
+    assert amount_missing(question, read_for(question, about, about, about, stated)) == 1.0   # beyond the best 3
+    assert amount_missing(question, read_for(question, about, stated)) == 0.0
     # navigation is passed over: its amounts do not count, nor does it count among the three
-    menu = sentence("下載 | 共 12 頁", navigation=True)
-    assert amount_missing(question, [about, menu, about, about]) == 1.0
-    assert amount_missing(question, [about, menu, about, stated]) == 0.0
+    first, menu, *rest = read_for(question, about, "下載 | 共 12 頁", about, about)
+    assert menu.has_quantity
+    assert amount_missing(question, [first, replace(menu, navigation=True), *rest]) == 1.0
+    first, menu, *rest = read_for(question, about, "下載 | 共 12 頁", about, stated)
+    assert amount_missing(question, [first, replace(menu, navigation=True), *rest]) == 0.0
     # the amount the question itself gives is no answer to it
-    assert amount_missing("SQuAD 2.0 加了多少題？", [sentence("SQuAD 2.0 加入了無法回答的問題。")]) == 1.0
+    squad = "SQuAD 2.0 加了多少題？"
+    assert amount_missing(squad, read_for(squad, "SQuAD 2.0 加入了無法回答的問題。")) == 1.0
     # a question that asks no amount misses none
-    assert amount_missing("什麼是 Distil-Whisper？", [about]) == 0.0
+    assert amount_missing("什麼是 Distil-Whisper？", read_for("什麼是 Distil-Whisper？", about)) == 0.0
 
 
 def test_a_follow_up_asks_the_amount_its_earlier_turn_asked():
