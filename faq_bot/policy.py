@@ -165,7 +165,7 @@ class ScoredSentence:
     closeness: float             # passage cosine relative to the best (0 best, negative below)
     navigation: bool
     window_coverage: float = 0.0   # in the sentence with the one before it
-    has_quantity: bool = False     # holds a number, and the question asks for one
+    has_quantity: bool = False     # the question asks for an amount, and this states a new one (of what it counts)
     similarity: float = math.nan   # the sentence's cosine with the question (nan: no vector)
     relative_similarity: float = -1.0   # (similarity - best) / SIMILARITY_SPAN, in [-1, 0]
     previous_coverage: float = 0.0      # of the sentence before it (which often names the topic)
@@ -214,6 +214,75 @@ def amounts(text: str) -> set[str]:
     return set(_AMOUNT.findall(_NOT_AN_AMOUNT.sub(" ", text)))
 
 
+# What an amount question counts: the word right after 幾 / 多少 / how many / how much (幾層, 多少
+# 參數, 幾個負樣本, how many GPUs). A sentence answers it with an amount of that thing, not any
+# amount: the pages are full of numbers, and the on-topic question about a detail they never give
+# was answered with a sentence about the thing holding some other number (「Distil-Whisper 把解碼器
+# 砍到剩幾層？」 with its hours of training data).
+_COUNTED = re.compile(r"(?:(?<![好這前近哪])幾(?![何乎])|多少)(?:個|的)?\s*|\bhow (?:many|much)\s+", re.IGNORECASE)
+# Measure words and units a page writes in other forms too (倍 as 10x, 比例 as %).
+_UNIT_FORMS = {"倍": ("倍", "x", "×"), "比例": ("%", "百分之", "比例"), "百分之": ("%", "百分之"),
+               "小時": ("小時", "hours", "hour"), "秒": ("秒", "sec", "seconds"), "分鐘": ("分鐘", "min", "minutes"),
+               "錢": ("元", "$", "美元", "usd", "台幣", "塊"), "維": ("維", "dim", "dimensions")}
+_MEASURE_WORD = re.compile(r"[層維步輪張條次倍位年天秒種筆題份門階幀顆句字頁篇類組台卡]")
+# How far from an amount its unit or noun may stand, in characters or Latin words: 「12 層」,
+# 「層數為 12」, "64 Nvidia V100 GPUs". All 562 labelled questions, 5 folds, 8 fold draws, held out
+# (answer@evidence / false abstention / abstention): any amount (before) 0.810 / 0.023 / 0.761;
+# the counted thing within 4: 0.815 / 0.024 / 0.771; 8: 0.816 / 0.024 / 0.767; 12: 0.814 / 0.023 /
+# 0.776. Answer@evidence is higher or equal in each of the 8 draws with 8; check set J (kept out of
+# the fit): 0.767 / 0 / 0.167 -> 0.767 / 0 / 0.200.
+UNIT_REACH = 8
+
+
+def counted_terms(query: Query) -> tuple[str, ...]:
+    """Match keys of what the question's amount counts (`_COUNTED`): the alternatives of the concept
+    written right after the count word, or a measure word; () when the question names none (多久,
+    多大, how big) and any amount answers it."""
+    text = query.normalized[query.earlier_chars:]
+    found = _COUNTED.search(text)
+    if not found:
+        return ()
+    rest = match_key(text[found.end():found.end() + 24])
+
+    def begins(alt: str) -> bool:     # a Latin term as a whole word: "gpu" does not begin "gpus"
+        return bool(alt) and rest.startswith(alt) and not (
+            alt[-1].isascii() and alt[-1].isalnum() and rest[len(alt):len(alt) + 1].isascii()
+            and rest[len(alt):len(alt) + 1].isalnum())
+
+    for concept in query.concepts:
+        if not concept.earlier and any(begins(alt) for alt in concept.alternatives):
+            return tuple(dict.fromkeys(alt for alt in concept.alternatives if alt))
+    for unit, forms in _UNIT_FORMS.items():
+        if rest.startswith(unit):
+            return forms
+    unit = _MEASURE_WORD.match(rest)
+    return (unit.group(0),) if unit else ()
+
+
+# A reading unit of a sentence: a Latin word (with its digits) or one other character.
+_READING_UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*|[^\s]")
+
+
+def states_amount_of(sentence: str, terms: Sequence[str], given: frozenset[str] | set[str] = frozenset(),
+                     reach: int = UNIT_REACH) -> bool:
+    """Whether `sentence` states an amount, other than the question's own (`given`), with one of
+    `terms` (match keys) within `reach` characters or Latin words of it (「2 層」, 「層數為 2」,
+    "64 Nvidia V100 GPUs"): the amount of the thing asked, not just some number."""
+    text = _NOT_AN_AMOUNT.sub(" ", sentence)
+    units = [(m.start(), m.end()) for m in _READING_UNIT.finditer(text)]
+    for found in _AMOUNT.finditer(text):
+        if found.group(0) in given:
+            continue
+        inside = [i for i, (a, b) in enumerate(units) if a < found.end() and b > found.start()]
+        if not inside:
+            continue
+        first, last = max(0, inside[0] - reach), min(len(units) - 1, inside[-1] + reach)
+        window = match_key(text[units[first][0]:units[last][1]])
+        if any(contains_term(window, term) for term in terms):
+            return True
+    return False
+
+
 def asks_quantity(question: str) -> bool:
     return bool(_ASKS_QUANTITY.search(question))
 
@@ -239,6 +308,7 @@ def read_sentences(result: SearchResult, max_hits: int = CANDIDATE_HITS) -> list
     own = [c for c in concepts if not c.earlier]
     quantity = asks_quantity(result.query.normalized)
     asked_amounts = amounts(result.query.normalized)
+    counted = counted_terms(result.query) if quantity else ()
     best_similarity = max((x for h in hits for x in h.sentence_scores if not math.isnan(x)),
                           default=result.dense_top)
     out: list[ScoredSentence] = []
@@ -259,7 +329,8 @@ def read_sentences(result: SearchResult, max_hits: int = CANDIDATE_HITS) -> list
             current = ScoredSentence(
                 rank, i, sentence, held, coverage(concepts, key + context), closeness,
                 is_navigation(sentence, chunk.section), coverage(concepts, previous_key + key),
-                quantity and bool(amounts(sentence) - asked_amounts), similarity, relative,
+                quantity and (states_amount_of(sentence, counted, asked_amounts) if counted
+                              else bool(amounts(sentence) - asked_amounts)), similarity, relative,
                 previous.coverage if previous else 0.0, previous.relative_similarity if previous else -1.0,
                 match_key=key, own_coverage=coverage(own, key) if len(own) < len(concepts) else held)
             out.append(current)

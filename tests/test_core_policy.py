@@ -9,7 +9,7 @@ import pytest
 from faq_bot.chunk import Chunk
 from faq_bot.policy import (
     FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES, Calibration, LogisticModel, ScoredSentence, amount_missing,
-    amounts, asks_quantity, calibration_from_dict, calibration_name,
+    amounts, asks_quantity, calibration_from_dict, calibration_name, counted_terms, states_amount_of,
     choose_quotes, coverage, decide, decision_features, holds, is_navigation, load_calibration, passage_values,
     quotes_for, read_sentences, same_statement,
     score_sentences)
@@ -319,16 +319,63 @@ def test_amount_missing_reads_the_best_sentences_for_an_amount_the_question_does
     assert amount_missing(question, read_for(question, about, about, about, stated)) == 1.0   # beyond the best 3
     assert amount_missing(question, read_for(question, about, stated)) == 0.0
     # navigation is passed over: its amounts do not count, nor does it count among the three
-    first, menu, *rest = read_for(question, about, "下載 | 共 12 頁", about, about)
+    first, menu, *rest = read_for(question, about, "下載 | 共 12 層", about, about)
     assert menu.has_quantity
     assert amount_missing(question, [first, replace(menu, navigation=True), *rest]) == 1.0
-    first, menu, *rest = read_for(question, about, "下載 | 共 12 頁", about, stated)
+    first, menu, *rest = read_for(question, about, "下載 | 共 12 層", about, stated)
     assert amount_missing(question, [first, replace(menu, navigation=True), *rest]) == 0.0
     # the amount the question itself gives is no answer to it
     squad = "SQuAD 2.0 加了多少題？"
     assert amount_missing(squad, read_for(squad, "SQuAD 2.0 加入了無法回答的問題。")) == 1.0
     # a question that asks no amount misses none
     assert amount_missing("什麼是 Distil-Whisper？", read_for("什麼是 Distil-Whisper？", about)) == 0.0
+
+
+def question_with(normalized: str, *concepts: Concept) -> Query:
+    return Query(text=normalized, normalized=normalized, words=[], concepts=list(concepts), latin=False)
+
+
+def test_counted_terms_are_what_the_amount_counts():
+    # a measure word, a concept's alternatives, a unit's other forms; none when the question names none
+    assert counted_terms(question_with("distil-whisper 把解碼器砍到剩幾層?")) == ("層",)
+    params = concept("參數", 1.0, "parameters")
+    assert counted_terms(question_with("那個模型本身有多少參數?", params)) == ("參數", "parameters")
+    gpus = concept("gpus", 1.0, "gpu", "顯卡")
+    assert counted_terms(question_with("how many gpus did they pre-train it on?", gpus)) == ("gpus", "gpu", "顯卡")
+    assert counted_terms(question_with("大概可以快上幾倍?")) == ("倍", "x", "×")
+    # a Latin alternative begins the counted words only as a whole word
+    assert counted_terms(question_with("how many gpus?", concept("gpu", 1.0))) == ()
+    assert counted_terms(question_with("語音去噪模型多大?")) == ()
+    assert counted_terms(question_with("模型大概是什麼架構?")) == ()
+    # a follow-up: only its own turn's count word names what is counted (the earlier turn's
+    # thing may not be beside the new amount: 「那換成 70b 呢」 is answered by 「70B 約需 160 GB」)
+    earlier = Concept("vram", ("vram",), 1.0, earlier=True)
+    follow = question_with("7b 的模型要吃多少 vram 那換成 70b 呢", earlier)
+    follow.earlier_chars = len("7b 的模型要吃多少 vram ")
+    assert counted_terms(follow) == ()
+
+
+def test_states_amount_of_wants_the_amount_beside_its_unit():
+    assert states_amount_of("解碼器只保留 2 層 [1]。", ("層",))
+    assert states_amount_of("解碼器的層數為 2。", ("層",))
+    assert not states_amount_of("蒸餾用了 21,800 小時的偽標註資料 [2, 3]。", ("層",))
+    # a citation marker is no amount, and a unit far from the amount is not its unit
+    assert not states_amount_of("解碼器的設計見論文 [2]。", ("層",))
+    assert not states_amount_of("模型在 2023 年發表，後來的版本把整個網路架構重新設計成更深的層", ("層",))
+    assert states_amount_of("使用了 64 張 Nvidia V100 GPUs", ("gpus", "gpu"))
+    # the question's own amount beside the unit is no answer to it
+    assert not states_amount_of("SQuAD 2.0 的 2 層結構", ("層",), given={"2.0", "2"})
+    assert states_amount_of("SQuAD 2.0 的 3 層結構", ("層",), given={"2.0"})
+
+
+def test_an_amount_of_another_thing_does_not_answer_how_many():
+    question = "Distil-Whisper 把解碼器砍到剩幾層？"
+    other = "蒸餾時用了 21,800 小時的偽標註資料 [1]。"
+    assert amount_missing(question, read_for(question, other)) == 1.0
+    assert amount_missing(question, read_for(question, other, "解碼器只保留 2 層。")) == 0.0
+    # a question that names no unit is answered by any new amount
+    size = "Distil-Whisper 有多大？"
+    assert amount_missing(size, read_for(size, other)) == 0.0
 
 
 def test_a_follow_up_asks_the_amount_its_earlier_turn_asked():
