@@ -343,6 +343,10 @@ def test_counted_terms_are_what_the_amount_counts():
     gpus = concept("gpus", 1.0, "gpu", "顯卡")
     assert counted_terms(question_with("how many gpus did they pre-train it on?", gpus)) == ("gpus", "gpu", "顯卡")
     assert counted_terms(question_with("大概可以快上幾倍?")) == ("倍", "x", "×")
+    # a unit's forms come before a concept of the same word; a measure word keeps the noun after it
+    assert counted_terms(question_with("佔多少比例?", concept("比例"))) == ("%", "百分之", "比例")
+    assert counted_terms(question_with("用了幾張 gpu 預訓練?", gpus)) == ("張", "gpus", "gpu", "顯卡")
+    assert counted_terms(question_with("幾十億參數?", params)) == ("參數", "parameters")
     # a Latin alternative begins the counted words only as a whole word
     assert counted_terms(question_with("how many gpus?", concept("gpu", 1.0))) == ()
     assert counted_terms(question_with("語音去噪模型多大?")) == ()
@@ -353,6 +357,11 @@ def test_counted_terms_are_what_the_amount_counts():
     follow = question_with("7b 的模型要吃多少 vram 那換成 70b 呢", earlier)
     follow.earlier_chars = len("7b 的模型要吃多少 vram ")
     assert counted_terms(follow) == ()
+    # the earlier turn's count word does not count for the follow-up (the whole text would give 層)
+    layers = question_with("解碼器有幾層 那參數呢")
+    assert counted_terms(layers) == ("層",)
+    layers.earlier_chars = len("解碼器有幾層 ")
+    assert counted_terms(layers) == ()
 
 
 def test_states_amount_of_wants_the_amount_beside_its_unit():
@@ -363,6 +372,10 @@ def test_states_amount_of_wants_the_amount_beside_its_unit():
     assert not states_amount_of("解碼器的設計見論文 [2]。", ("層",))
     assert not states_amount_of("模型在 2023 年發表，後來的版本把整個網路架構重新設計成更深的層", ("層",))
     assert states_amount_of("使用了 64 張 Nvidia V100 GPUs", ("gpus", "gpu"))
+    # a Latin unit written against its number
+    assert states_amount_of("推論速度快了 6x [1]。", ("倍", "x", "×"))
+    assert states_amount_of("切成 5 min 一段", ("分鐘", "min"))
+    assert not states_amount_of("推論速度快了 6x [1]。", ("層",))
     # the question's own amount beside the unit is no answer to it
     assert not states_amount_of("SQuAD 2.0 的 2 層結構", ("層",), given={"2.0", "2"})
     assert states_amount_of("SQuAD 2.0 的 3 層結構", ("層",), given={"2.0"})
