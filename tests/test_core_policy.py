@@ -350,6 +350,11 @@ def test_counted_terms_are_what_the_amount_counts():
     # a Latin alternative begins the counted words only as a whole word
     assert counted_terms(question_with("how many gpus?", concept("gpu", 1.0))) == ()
     assert counted_terms(question_with("語音去噪模型多大?")) == ()
+    # what a question measures rather than counts is answered by any amount (5.8 天, 250 GB)
+    assert counted_terms(question_with("訓練要花多少時間?", concept("時間"))) == ()
+    assert counted_terms(question_with("how much disk space does it take?", concept("disk", 1.0, "磁碟"))) == ()
+    assert counted_terms(question_with("how much faster is it?", concept("faster", 1.0, "更快"))) == ()
+    assert counted_terms(question_with("實時生成能到多少幀?")) == ("幀", "fps", "frames")
     assert counted_terms(question_with("模型大概是什麼架構?")) == ()
     # a follow-up: only its own turn's count word names what is counted (the earlier turn's
     # thing may not be beside the new amount: 「那換成 70b 呢」 is answered by 「70B 約需 160 GB」)
@@ -372,6 +377,9 @@ def test_states_amount_of_wants_the_amount_beside_its_unit():
     assert not states_amount_of("解碼器的設計見論文 [2]。", ("層",))
     assert not states_amount_of("模型在 2023 年發表，後來的版本把整個網路架構重新設計成更深的層", ("層",))
     assert states_amount_of("使用了 64 張 Nvidia V100 GPUs", ("gpus", "gpu"))
+    # a Latin noun counts in its plural too
+    assert states_amount_of("每秒 25 tokens 的生成速度", ("token",))
+    assert not states_amount_of("每秒 25 tokenizers", ("token",))
     # a Latin unit written against its number
     assert states_amount_of("推論速度快了 6x [1]。", ("倍", "x", "×"))
     assert states_amount_of("切成 5 min 一段", ("分鐘", "min"))
