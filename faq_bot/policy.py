@@ -273,12 +273,20 @@ def counted_terms(query: Query) -> tuple[str, ...]:
 
     if not terms and any(begins(word) for word in _DIMENSIONS):
         return ()
+    # after 多少 alone, a word that goes on into the clause is what changes, not what is counted
+    # (「成績從多少進步到多少」); what is counted ends it (「有多少參數？」)
+    bare = found.group(0).startswith("多少") and not terms
     for concept in query.concepts:
         if not concept.earlier and any(begins(alt) for alt in concept.alternatives):
             if concept.text in _DIMENSIONS:
                 return terms
+            if bare and not any(begins(alt) and _CLAUSE_END.match(rest, len(alt)) for alt in concept.alternatives):
+                return terms
             return tuple(dict.fromkeys([*terms, *(alt for alt in concept.alternatives if alt)]))
     return terms
+
+
+_CLAUSE_END = re.compile(r"$|[?？!！,，、。;；:：)）]|[呢嗎啊呀吧才的]")
 
 
 # A reading unit of a sentence: a Latin word (with its digits) or one other character.

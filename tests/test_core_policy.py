@@ -340,6 +340,9 @@ def test_counted_terms_are_what_the_amount_counts():
     assert counted_terms(question_with("distil-whisper 把解碼器砍到剩幾層?")) == ("層",)
     params = concept("參數", 1.0, "parameters")
     assert counted_terms(question_with("那個模型本身有多少參數?", params)) == ("參數", "parameters")
+    # after 多少 alone, a word the clause goes on from is what changes, not what is counted
+    assert counted_terms(question_with("成績從多少進步到多少?", concept("進步"))) == ()
+    assert counted_terms(question_with("要有多少參數才算小型?", params)) == ("參數", "parameters")
     gpus = concept("gpus", 1.0, "gpu", "顯卡")
     assert counted_terms(question_with("how many gpus did they pre-train it on?", gpus)) == ("gpus", "gpu", "顯卡")
     assert counted_terms(question_with("大概可以快上幾倍?")) == ("倍", "x", "×")
