@@ -21,6 +21,12 @@ SHARED = ROOT.parent / "shared"
 SHARED_CORPUS = SHARED / "corpus"
 DEV_QUESTIONS = SHARED / "eval" / "dev.yaml"
 OUTPUT_DIR = ROOT / "test-output"     # screenshots and other artefacts a person may look at
+# An English question about the fixture's Chinese talk page (html/talk.html: Kaldi). Not "in the
+# contest": CC-CEDICT glosses none of the fixture's words as "contest" (競賽 is "race;
+# competition"), so it was a term no page writes and the question sat 0.005 above the English
+# threshold (P 0.424 against 0.419), where any refit of the calibration could refuse it. The same
+# question is fixtures/questions.yaml's English item.
+ENGLISH_QUESTION = "What toolkit did the team use for speech recognition in the competition?"
 
 
 def run_cli(*args: str, input: str | None = None, env: dict | None = None, timeout: float = 600,

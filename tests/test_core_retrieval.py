@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from helpers import FIXTURES, questions_jsonl, run_cli, search_jsonl, write_config
+from helpers import ENGLISH_QUESTION, FIXTURES, questions_jsonl, run_cli, search_jsonl, write_config
 
 ANSWERABLE = {
     "语音去噪模型有多大": "speech.md",                       # Simplified, the page is Traditional
@@ -18,7 +18,7 @@ ANSWERABLE = {
     "DeepKE 可以做什麼": "NLP Information Extraction/DeepKE.md",
     "本地部署大模型可以用什麼工具": "rag.md",
 }
-ENGLISH = "What toolkit did the team use for speech recognition in the contest?"     # about html/talk.html
+ENGLISH = ENGLISH_QUESTION     # about html/talk.html
 OFF_TOPIC = ["台北明天會下雨嗎？", "怎麼申請台灣護照？", "请推荐好吃的牛肉面",
              "How do I schedule a training pipeline with Airflow?", "Ray Tune 做超參數搜尋要怎麼設定？"]
 ONE_PAGE_QUESTION = "大型語言模型的 VRAM 估算與全參數微調"     # every chunk of gpu.md matches it

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from helpers import http_json, start_server
+from helpers import ENGLISH_QUESTION, http_json, start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
@@ -325,7 +325,7 @@ _WATCH_CHAT = """() => {
 def test_gradio_chat_streams_the_written_answer(llm_web, page, output_dir):
     box = _open_chat(page, llm_web.url)
     page.evaluate(_WATCH_CHAT)
-    box.fill("What toolkit did the team use for speech recognition in the contest?")
+    box.fill(ENGLISH_QUESTION)
     box.press("Enter")
     page.wait_for_function("document.querySelector('#faq-chat').innerText.includes('Sources')", timeout=600_000)
     seen = page.evaluate("window.__chat")

@@ -10,7 +10,7 @@ import threading
 import urllib.request
 
 import pytest
-from helpers import FakeLLM, ask_stream, http_json, llm_settings, start_server
+from helpers import ENGLISH_QUESTION, FakeLLM, ask_stream, http_json, llm_settings, start_server
 
 from faq_bot.generate import NOTE_UNAVAILABLE, facts, fact_key, missing_facts, parse_sentence, split_written
 
@@ -59,7 +59,7 @@ def test_the_stream_is_tokens_then_exactly_one_final_the_same_as_the_json_answer
 
 def test_every_kept_sentence_cites_a_passage_that_supports_it(llm_web):
     finals = []
-    for q in ("What toolkit did the team use for speech recognition in the contest?", "混合檢索是怎麼做的？",
+    for q in (ENGLISH_QUESTION, "混合檢索是怎麼做的？",
               "聲紋辨識的等錯誤率 EER 是什麼意思？"):
         status, _, events = ask_stream(llm_web.url, {"question": q})
         assert status == 200 and events[-1][0] == "final"
@@ -153,7 +153,7 @@ def test_a_server_stopped_mid_answer_gives_the_extractive_answer_with_a_note(tmp
         assert final["mode"] == "extractive" and final["note"] == NOTE_UNAVAILABLE and final["answerable"]
         assert NOTE_UNAVAILABLE[1:12] in final["answer_markdown"] and final["citations"]
         # the server is gone: the next questions are answered at once from the quotes, never a 500
-        for q in ("混合檢索是怎麼做的", "What toolkit did the team use for speech recognition in the contest?",
+        for q in ("混合檢索是怎麼做的", ENGLISH_QUESTION,
                   "聲紋辨識的 EER 是什麼？"):
             status, _, data = http_json(srv.url + "/api/ask", {"question": q}, timeout=120)
             assert status == 200 and data["note"] == NOTE_UNAVAILABLE and data["mode"] == "extractive"
