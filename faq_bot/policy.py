@@ -235,7 +235,7 @@ _UNIT_FORMS = {"倍": ("倍", "x", "×"), "比例": ("%", "百分之", "比例")
 # / 0.023 / 0.770 (the fit on all: abstention 0.782 -> 0.815); J unchanged.
 _DIMENSIONS = frozenset("""時間 空間 記憶體 內存 顯存 硬碟 磁碟 速度 大小 長度 成本 費用 價格 距離 容量 延遲 算力
 time space disk memory storage vram ram speed size length cost price latency compute faster slower
-bigger smaller larger longer shorter more less cheaper""".split())
+bigger smaller larger longer shorter more less cheaper""".split())   # more / less: how much more memory
 _MEASURE_WORD = re.compile(r"[層維步輪張條次倍位年天秒種筆題份門階幀顆句字頁篇類組台卡]")
 # How far from an amount its unit or noun may stand, in reading units (`_READING_UNIT`: a Latin
 # word, or any other character, punctuation included): 「12 層」, 「層數為 12」, "64 Nvidia V100
@@ -252,13 +252,15 @@ COUNTED_CHARS = 32
 def counted_terms(query: Query) -> tuple[str, ...]:
     """Match keys of what the question's amount counts (`_COUNTED`, in the question's own turn, not
     a follow-up's earlier ones): a unit's forms, a measure word and the concept after it, or the
-    concept right after the count word; () when the question names none (多久, 多大, how big) and
-    any new amount answers it."""
+    concept right after the count word (the longest one written there: 時間步, not 時間). () when
+    the question names nothing counted (多久, 多大, how big), measures rather than counts (多少時間,
+    how much disk space: `_DIMENSIONS`), or asks how a thing changes from one amount to another
+    (「成績從多少進步到多少」): then any new amount answers it."""
     text = query.normalized[query.earlier_chars:]
     found = _COUNTED.search(text)
     if not found:
         return ()
-    rest = match_key(text[found.end():found.end() + COUNTED_CHARS])
+    rest = _MORE.sub("", match_key(text[found.end():found.end() + COUNTED_CHARS]))
     for unit, forms in _UNIT_FORMS.items():
         if rest.startswith(unit):
             return forms
@@ -266,27 +268,27 @@ def counted_terms(query: Query) -> tuple[str, ...]:
     terms = (measure.group(0),) if measure else ()
     rest = rest[len(terms[0]):].lstrip() if terms else rest
 
-    def begins(alt: str) -> bool:     # a Latin term as a whole word: "gpu" does not begin "gpus"
+    def begins(alt: str) -> int:     # its length if `rest` begins with it, a Latin term as a whole word
         follows = rest[len(alt):len(alt) + 1]
-        return bool(alt) and rest.startswith(alt) and not (
-            alt[-1].isascii() and alt[-1].isalnum() and follows.isascii() and follows.isalnum())
+        whole = not (alt[-1:].isascii() and alt[-1:].isalnum() and follows.isascii() and follows.isalnum())
+        return len(alt) if alt and rest.startswith(alt) and whole else 0
 
-    if not terms and any(begins(word) for word in _DIMENSIONS):
+    concept, written = None, 0
+    for candidate in query.concepts:
+        length = 0 if candidate.earlier else max(map(begins, candidate.alternatives), default=0)
+        if length > written:
+            concept, written = candidate, length
+    if not terms and max(map(begins, _DIMENSIONS)) >= max(written, 1):
         return ()
-    # after 多少 alone, a word that goes on into the clause is what changes, not what is counted
-    # (「成績從多少進步到多少」); what is counted ends it (「有多少參數？」)
-    bare = found.group(0).startswith("多少") and not terms
-    for concept in query.concepts:
-        if not concept.earlier and any(begins(alt) for alt in concept.alternatives):
-            if concept.text in _DIMENSIONS:
-                return terms
-            if bare and not any(begins(alt) and _CLAUSE_END.match(rest, len(alt)) for alt in concept.alternatives):
-                return terms
-            return tuple(dict.fromkeys([*terms, *(alt for alt in concept.alternatives if alt)]))
-    return terms
+    if concept is None or _CHANGES.match(rest, written):
+        return terms
+    return tuple(dict.fromkeys([*terms, *(alt for alt in concept.alternatives if alt)]))
 
 
-_CLAUSE_END = re.compile(r"$|[?？!！,，、。;；:：)）]|[呢嗎啊呀吧才的]")
+# "how many more layers": the comparative says nothing of what is counted.
+_MORE = re.compile(r"^(?:more|fewer|extra|additional)\s+")
+# 「從多少進步到多少」, 「從幾分提升到幾分」: the word after the count word is how the amount changes.
+_CHANGES = re.compile(r"[^，,。？?；;]*?(?:到|至|成)\s*(?:多少|幾)")
 
 
 # A reading unit of a sentence: a Latin word (with its digits) or one other character.
@@ -298,8 +300,9 @@ _ATTACHED_UNIT = re.compile(r"[\d.,]+\s*([A-Za-z]+|[×%$])")
 def states_amount_of(sentence: str, terms: Sequence[str], given: frozenset[str] | set[str] = frozenset(),
                      reach: int = UNIT_REACH) -> bool:
     """Whether `sentence` states an amount, other than the question's own (`given`), with one of
-    `terms` (match keys) within `reach` reading units of it (「2 層」, 「層數為 2」, "64 Nvidia V100
-    GPUs", 10x): the amount of the thing asked, not just some number."""
+    `terms` (match keys), or a Latin term's plural (token: 25 tokens, v100: 4 V100s), within `reach`
+    reading units of it (「2 層」, 「層數為 2」, "64 Nvidia V100 GPUs", 10x): the amount of the thing
+    asked, not just some number."""
     text = _NOT_AN_AMOUNT.sub(" ", sentence)
     units = [(m.start(), m.end()) for m in _READING_UNIT.finditer(text)]
     starts, ends = [a for a, _ in units], [b for _, b in units]
@@ -314,7 +317,7 @@ def states_amount_of(sentence: str, terms: Sequence[str], given: frozenset[str] 
             continue
         first, last = max(0, first_unit - reach), min(len(units) - 1, last_unit + reach)
         window = match_key(text[units[first][0]:units[last][1]])
-        if any(contains_term(window, term) or (term[-1:].isascii() and term[-1:].isalpha()
+        if any(contains_term(window, term) or (len(term) >= 3 and term[-1:].isascii() and term[-1:].isalnum()
                                                and contains_term(window, term + "s")) for term in terms):
             return True
     return False

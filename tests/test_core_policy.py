@@ -340,11 +340,19 @@ def test_counted_terms_are_what_the_amount_counts():
     assert counted_terms(question_with("distil-whisper 把解碼器砍到剩幾層?")) == ("層",)
     params = concept("參數", 1.0, "parameters")
     assert counted_terms(question_with("那個模型本身有多少參數?", params)) == ("參數", "parameters")
-    # after 多少 alone, a word the clause goes on from is what changes, not what is counted
+    # a question about how an amount changes counts nothing: 進步 is how it changed
     assert counted_terms(question_with("成績從多少進步到多少?", concept("進步"))) == ()
     assert counted_terms(question_with("要有多少參數才算小型?", params)) == ("參數", "parameters")
+    assert counted_terms(question_with("要多少樣本就夠了?", concept("樣本"))) == ("樣本",)
+    # the longest concept written there wins over a dimension word it begins with
+    assert counted_terms(question_with("展開多少時間步?", concept("時間"), concept("時間步"))) == ("時間步",)
+    # a comparative says nothing of what is counted
+    assert counted_terms(question_with("how many more layers does it add?", concept("layers", 1.0, "層"))) == (
+        "layers", "層")
+    assert counted_terms(question_with("要多少顯存?")) == ()
     gpus = concept("gpus", 1.0, "gpu", "顯卡")
     assert counted_terms(question_with("how many gpus did they pre-train it on?", gpus)) == ("gpus", "gpu", "顯卡")
+    assert counted_terms(question_with("用了多少 gpu 訓練?", gpus)) == ("gpus", "gpu", "顯卡")
     assert counted_terms(question_with("大概可以快上幾倍?")) == ("倍", "x", "×")
     # a unit's forms come before a concept of the same word; a measure word keeps the noun after it
     assert counted_terms(question_with("佔多少比例?", concept("比例"))) == ("%", "百分之", "比例")
@@ -380,9 +388,11 @@ def test_states_amount_of_wants_the_amount_beside_its_unit():
     assert not states_amount_of("解碼器的設計見論文 [2]。", ("層",))
     assert not states_amount_of("模型在 2023 年發表，後來的版本把整個網路架構重新設計成更深的層", ("層",))
     assert states_amount_of("使用了 64 張 Nvidia V100 GPUs", ("gpus", "gpu"))
-    # a Latin noun counts in its plural too
+    # a Latin noun counts in its plural too, a name ending in a digit as well; not a two-letter one
     assert states_amount_of("每秒 25 tokens 的生成速度", ("token",))
     assert not states_amount_of("每秒 25 tokenizers", ("token",))
+    assert states_amount_of("用了 4 V100s 訓練", ("v100",))
+    assert not states_amount_of("裝了 2 GPS 模組", ("gp",))
     # a Latin unit written against its number
     assert states_amount_of("推論速度快了 6x [1]。", ("倍", "x", "×"))
     assert states_amount_of("切成 5 min 一段", ("分鐘", "min"))
