@@ -195,7 +195,8 @@ class ScoredSentence:
 # answer-type match of question answering. Read on the normalised
 # question (Traditional: 几 is 幾); 幾 inside 幾何, 幾乎, 好幾, 這幾, 前幾, 近幾 and 哪幾 (which kinds) asks
 # for no amount.
-_ASKS_QUANTITY = re.compile(r"多少|多大|多快|多久|多長|多高|多重|(?<![好這前近哪])幾(?![何乎])|哪一年|何年|比例|速度|"
+_JI = r"(?<![好這前近哪])幾(?![何乎])"       # 幾 that asks how many
+_ASKS_QUANTITY = re.compile(rf"多少|多大|多快|多久|多長|多高|多重|{_JI}|哪一年|何年|比例|速度|"
                             r"大小|長度|時間|成本|\bhow (?:many|much|big|large|fast|long|old|often)\b|\bwhat "
                             r"(?:value|size|year|percentage|ratio)\b|\bwhen\b|\broughly\b", re.IGNORECASE)
 # The amounts a sentence states. Not what only looks like one: the numbered citation markers the
@@ -221,8 +222,7 @@ def amounts(text: str) -> set[str]:
 # any amount: the pages are full of numbers, and the on-topic question about a detail they never
 # give was answered with a sentence about the thing holding some other number (「Distil-Whisper 把
 # 解碼器砍到剩幾層？」 with its hours of training data).
-_COUNTED = re.compile(r"(?:(?<![好這前近哪])幾(?![何乎])[十百千萬億]*|多少)(?:個|的)?\s*|\bhow (?:many|much)\s+",
-                      re.IGNORECASE)
+_COUNTED = re.compile(rf"(?:{_JI}[十百千萬億]*|多少)(?:個|的)?\s*|\bhow (?:many|much)\s+", re.IGNORECASE)
 # Units a page writes in other forms too (倍 as 10x, 比例 as %); looked for before the concepts.
 _UNIT_FORMS = {"倍": ("倍", "x", "×"), "比例": ("%", "百分之", "比例"),
                "小時": ("小時", "hours", "hour", "hrs"), "秒": ("秒", "sec", "seconds"),
@@ -304,14 +304,16 @@ def states_amount_of(sentence: str, terms: Sequence[str], given: frozenset[str] 
     reading units of it (「2 層」, 「層數為 2」, "64 Nvidia V100 GPUs", 10x): the amount of the thing
     asked, not just some number."""
     text = _NOT_AN_AMOUNT.sub(" ", sentence)
-    units = [(m.start(), m.end()) for m in _READING_UNIT.finditer(text)]
-    starts, ends = [a for a, _ in units], [b for _, b in units]
+    units: list[tuple[int, int]] = []      # read once the sentence shows an amount (most show none)
     for found in _AMOUNT.finditer(text):
         if found.group(0) in given:
             continue
         attached = _ATTACHED_UNIT.match(text, found.start())
         if attached and attached.group(1).lower() in terms:
             return True
+        if not units:
+            units = [(m.start(), m.end()) for m in _READING_UNIT.finditer(text)]
+            starts, ends = [a for a, _ in units], [b for _, b in units]
         first_unit, last_unit = bisect_right(ends, found.start()), bisect_left(starts, found.end()) - 1
         if first_unit > last_unit:
             continue
