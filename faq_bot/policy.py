@@ -178,6 +178,7 @@ class ScoredSentence:
     # 0.813 -> 0.816, follow-ups 0.789 -> 0.812; false abstention 0.024 -> 0.026.
     own_coverage: float = 0.0
     match_key: str = ""            # textproc.match_key of its text ("": not read yet)
+    answered_next: bool = False    # a page's question answered by the next sentence: that one is quoted instead
 
     def values(self) -> dict[str, float]:
         return {"coverage": self.coverage, "own_coverage": self.own_coverage,
@@ -380,10 +381,40 @@ def read_sentences(result: SearchResult, max_hits: int = CANDIDATE_HITS) -> list
     return out
 
 
+# A page's own question: the Q&A abstracts ask 「Q: 為什麼在無向圖模型中通常需要它？」 and answer on
+# the next line, and talks ask before they explain.
+_ASKS = re.compile(r"[？?]\s*$|^\s*(?:Q|問)\s*[:：]")
+
+
+def asks(sentence: str) -> bool:
+    """Whether a page's sentence is itself a question ("Q: …", "…？")."""
+    return bool(_ASKS.search(sentence))
+
+
+def pass_to_answers(sentences: list[ScoredSentence]) -> None:
+    """A page's question that the next sentence of its passage answers gives that answer its score
+    if higher, and is no longer quoted itself (`ScoredSentence.answered_next`): a visitor's question
+    is most like the page's, and a reply that quoted the page's question, as 23 of 500 answered
+    labelled questions did, led with a question instead of its answer. Held out (562 questions,
+    8 fold draws) the same 0.815 / 0.023 / 0.770: the reply's passage held the answer beside the
+    question already; now the quote, and the text fragment a citation highlights, is the answer."""
+    place = {(s.hit_rank, s.index): s for s in sentences}
+    for s in sentences:
+        if not asks(s.text):
+            continue
+        following = place.get((s.hit_rank, s.index + 1))
+        if following is not None and not asks(following.text):
+            following.score = max(following.score, s.score)
+            s.answered_next = True
+
+
 def rank_sentences(sentences: list[ScoredSentence], model: LogisticModel) -> list[ScoredSentence]:
-    """Score the sentences with the sentence model; best first."""
+    """Score the sentences with the sentence model (a page's question passing its score to its
+    answer, `pass_to_answers`); best first."""
     for s in sentences:
         s.score = model.probability(s.values())
+        s.answered_next = False
+    pass_to_answers(sentences)
     return sorted(sentences, key=lambda s: (-s.score, s.hit_rank, s.index))
 
 
@@ -520,11 +551,12 @@ def same_statement(a: ScoredSentence, b: ScoredSentence) -> bool:
 
 
 def best_per_passage(sentences: list[ScoredSentence]) -> dict[int, ScoredSentence]:
-    """Each candidate passage's best sentence that is not navigation, by hit rank (`sentences` best
-    first: the first one seen of a passage is its best)."""
+    """Each candidate passage's best sentence that is neither navigation nor a question the next one
+    answers (`pass_to_answers`), by hit rank (`sentences` best first: the first one seen of a
+    passage is its best)."""
     best: dict[int, ScoredSentence] = {}
     for s in sentences:
-        if not s.navigation and s.hit_rank not in best:
+        if not s.navigation and not s.answered_next and s.hit_rank not in best:
             best[s.hit_rank] = s
     return best
 

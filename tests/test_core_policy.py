@@ -9,7 +9,7 @@ import pytest
 from faq_bot.chunk import Chunk
 from faq_bot.policy import (
     FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES, Calibration, LogisticModel, ScoredSentence, amount_missing,
-    amounts, asks_quantity, calibration_from_dict, calibration_name, counted_terms, states_amount_of,
+    amounts, asks, asks_quantity, calibration_from_dict, calibration_name, counted_terms, states_amount_of,
     choose_quotes, coverage, decide, decision_features, holds, is_navigation, load_calibration, passage_values,
     quotes_for, read_sentences, same_statement,
     score_sentences)
@@ -186,6 +186,23 @@ def test_missing_names_and_low_probability_abstain():
     low = decide(result(hits, concepts), NEVER)
     assert not low.answerable and low.probability < 0.5 and low.quotes
     assert not decide(result([], concepts), ALWAYS).answerable
+
+
+def test_a_pages_question_passes_its_score_to_the_answer_after_it():
+    concepts = [concept("配分函數", 1.0), concept("無向圖", 1.0)]
+    h = hit("Q: 為什麼無向圖需要配分函數？ A: 因為勢函數的乘積不是機率分佈，要除以總和才能歸一化。"
+            "配分函數也難算？ 背景。", 0.9)
+    decision = decide(result([h], concepts), ALWAYS)
+    question, answer_ = decision.ranked[0], decision.ranked[1]
+    # the question holds every concept and scores best; its answer takes its score and is the quote
+    assert asks(question.text) and question.answered_next and answer_.text.startswith("A: 因為")
+    assert answer_.score == question.score
+    assert [q.text for q in decision.quotes] == [answer_.text]
+    # a question followed by another question is quoted itself: nothing after it answers
+    last = hit("無向圖的配分函數是什麼？ 配分函數又怎麼算？", 0.9)
+    quotes = decide(result([last], concepts), ALWAYS).quotes
+    assert [q.text for q in quotes] == ["無向圖的配分函數是什麼？"] and not quotes[0].answered_next
+    assert asks("Q: what is it") and asks("它有什麼用?") and not asks("它是一種模型。")
 
 
 def test_quotes_follow_the_quote_model_while_the_decision_reads_the_sentence_model():
