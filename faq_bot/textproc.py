@@ -457,14 +457,15 @@ def _split_sentences(text: str) -> tuple[str, ...]:
 
 # Two texts repeat each other when this share of the shorter one's character pairs is also in the
 # other: the portal publishes a talk twice (an html page and its notes) and a chapter three times,
-# so passages and sentences recur with small edits. Search keeps one of two repeated passages in
-# its top places (retrieve.diversify, which has used 0.7 since it was written); an answer quotes
-# one of two repeated sentences (policy.same_statement: 0.5, 0.6 and 0.7 chose the same quotes for
-# the 222 labelled questions, 0.8 let reworded copies through). A change moves both.
+# so passages and sentences recur with small edits. Search passes over a passage most of whose
+# pairs a passage above it holds (retrieve.diversify, `adds_little`, 0.7 since it was written; 0.6
+# and 0.8 held out 0.817 / 0.023 / 0.778 and 0.817 / 0.024 / 0.774 against 0.819 / 0.024 / 0.779);
+# an answer quotes one of two repeated sentences (policy.same_statement: 0.5, 0.6 and 0.7 chose the
+# same quotes for the 222 labelled questions, 0.8 let reworded copies through). A change moves both.
 DUPLICATE_OVERLAP = 0.7
 # ... and neither has less than half as many distinct pairs as the other: a short passage found
-# inside a longer one is a part of it, not a copy (diversify compares 160-character openings, so
-# this only tells a short passage from a long one). A meetup's 30-character heading line (「2020/03/20, 杜岳華, 幾何深度
+# inside a longer one is a part of it, not a copy (diversify, which then compared 160-character
+# openings, reads `adds_little` instead, one way, since 2026-12-05). A meetup's 30-character heading line (「2020/03/20, 杜岳華, 幾何深度
 # 學習是在幾何什麼的？」) counted as a repeat of the README table that lists the meetup with its date,
 # and search dropped the table. Held out (222 questions, 8 fold draws): answer@evidence 0.832 ->
 # 0.838 (English 0.855 -> 0.885), false abstention 0.024 -> 0.026, abstention 0.912 -> 0.916; 0.7
@@ -476,6 +477,13 @@ def char_pairs(key: str) -> set[str]:
     """The pairs of neighbouring characters of a key (a match key, or a passage's opening with
     its whitespace removed)."""
     return {key[i:i + 2] for i in range(len(key) - 1)}
+
+
+def adds_little(pairs: set[str], kept: set[str], overlap: float = DUPLICATE_OVERLAP) -> bool:
+    """Whether a text (its `char_pairs`) says little that a kept one does not: at least `overlap` of
+    its own pairs are in the kept text's. One way: a long passage that holds a short one adds the
+    rest of itself, the short one nothing."""
+    return bool(pairs) and len(pairs & kept) >= overlap * len(pairs)
 
 
 def repeats(a: set[str], b: set[str], overlap: float = DUPLICATE_OVERLAP) -> bool:

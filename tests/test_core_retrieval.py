@@ -346,6 +346,28 @@ def test_diversify_caps_a_page_and_puts_a_repeated_passage_after_the_others():
     assert len(diversify(hits, per_page=3, k=3)) == 3
 
 
+def test_diversify_keeps_a_twin_that_goes_on_differently_and_passes_over_one_that_adds_nothing():
+    """The notes of a chapter open as its HTML card does and then give the drawbacks the card
+    lacks: both stay. A passage whose text a listed one holds adds nothing: it waits."""
+    from faq_bot.chunk import Chunk
+    from faq_bot.retrieve import Hit, diversify
+
+    def hit(page: str, text: str) -> Hit:
+        chunk = Chunk(id=f"{page}::{text[:4]}", source="site", path=page, url=f"https://example.org/{page}",
+                      anchor="s", title="t", section="", text=text, content_hash=text)
+        return Hit(chunk, 0.1, 0.9, 1.0, 1, 1)
+
+    card = "提前終止：如果驗證集性能不再提升或開始惡化，就提前停止訓練，並回到驗證誤差最低時的參數。"
+    notes = card + "缺點：需要驗證集，因而減少了訓練數據；對驗證集敏感；可能過早停止。優點：幾乎不用調整，成本很低。"
+    hits = [hit("html/CH7.html", card), hit("notebooklm/CH7.md", notes), hit("GeminiAbstract/PDF7.md", card[:30]),
+            hit("b.md", "另一頁的說明。")]
+    assert [h.chunk.path for h in diversify(hits, per_page=2, k=3)] == [
+        "html/CH7.html", "notebooklm/CH7.md", "b.md"]
+    # the other order: the notes first, and the card, all of it in the notes, waits
+    assert [h.chunk.path for h in diversify([hits[1], hits[0], hits[3]], per_page=2, k=2)] == [
+        "notebooklm/CH7.md", "b.md"]
+
+
 def test_diversify_keeps_a_passage_that_holds_a_shorter_one():
     """A meetup's heading line is part of the table that lists the meetup with its date, not a
     copy of it: both stay in the top places."""

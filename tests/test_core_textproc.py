@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from faq_bot.textproc import (
     QUESTION_WORD_WEIGHTS, NameText, WordCutter,
-    analyser_fingerprint, char_pairs, contains_term, has_cjk, is_latin, match_key, name_key, normalize, repeats,
+    adds_little, analyser_fingerprint, char_pairs, contains_term, has_cjk, is_latin, match_key, name_key, normalize, repeats,
     split_sentences, word_cutter)
 
 
@@ -171,6 +171,16 @@ def test_split_sentences_hands_out_fresh_lists_of_the_same_sentences():
     first = split_sentences(text)
     first.append("changed")
     assert split_sentences(text) == ["第一句。", "第二句！", "Third one.", "第四句"]
+
+
+def test_adds_little_reads_one_texts_own_pairs_one_way():
+    long = char_pairs("我們的模型大小是九百萬位元組而即時率是零點零八")
+    part = char_pairs("模型大小是九百萬")
+    assert adds_little(part, long) and not adds_little(long, part)     # the whole adds the rest of itself
+    assert adds_little(long, long) and not adds_little(char_pairs("今天天氣很好"), long)
+    assert not adds_little(set(), long)                                 # an empty text is never passed over
+    half = char_pairs("模型大小是今天天氣很好")
+    assert not adds_little(half, long) and adds_little(half, long, overlap=0.4)
 
 
 def test_repeats_reads_the_shorter_texts_share_of_character_pairs():
