@@ -286,6 +286,16 @@ def test_a_name_in_the_plural_is_found_where_the_pages_write_it_in_the_singular(
     assert searcher.analyse(f"How do I install {name}?").missing_names == [name]
 
 
+def test_two_names_side_by_side_are_two_names_where_the_pages_write_each(searcher):
+    """A keyword question puts names side by side ("LayoutLM FUNSD 評估指標"). Two names with an
+    inner capital or a digit that the pages write each are not one missing name; capitalised words
+    (Ray Tune, Label Studio) are one name, found only where the pages write it whole."""
+    assert searcher._names.writes("deepke") and searcher._names.writes("cuda")
+    assert searcher.analyse("DeepKE CUDA 版本").missing_names == []
+    assert searcher.analyse("DeepKE Zyxwv 版本").missing_names == ["DeepKE Zyxwv"]     # one of them unwritten
+    assert searcher.analyse("Which Deep Tune works best?").missing_names == ["Deep Tune"]
+
+
 def test_a_name_the_pages_hold_only_across_two_words_is_missing(searcher):
     """GELAN is in "large language model" once the spaces go: a name must begin where a word does."""
     names = searcher._names
