@@ -28,6 +28,8 @@ _CJK = CJK_CHARACTERS
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
 _PAIR_EN_ZH = re.compile(rf"([A-Za-z][A-Za-z0-9\-]*(?: [A-Za-z][A-Za-z0-9\-]*){{0,5}})\s*[（(]\s*([{_CJK}]{{2,12}})\s*[)）]")
 _EN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-']*")
+# A hyphenated compound of ordinary words (each of three letters or more), not of a name's parts (M-step)
+_ORDINARY_COMPOUND = re.compile(r"[a-z]{3,}(?:-[a-z]{3,})+")
 # Most English terms a visitor types are 1-3 words; longer glosses are descriptions, not terms.
 MAX_TERM_WORDS = 3
 # How many Chinese terms one English term may bring in: more only adds noise to BM25.
@@ -313,8 +315,9 @@ class Bridge:
     def translate(self, text: str, known: Callable[[str], int], use_dictionary: bool = True) -> list[Translation]:
         """The English terms of `text` with their Chinese terms, longest match first (up to three
         words: "speech enhancement" before "speech"). Stopwords start or end no term."""
-        words = [english_key(w) for w in _EN_WORD.findall(text.replace("’", "'"))]
-        words = [w for w in words if w]
+        tokens = _EN_WORD.findall(text.replace("’", "'"))
+        words = [w for w in map(english_key, tokens) if w]
+        lower_case = {english_key(t) for t in tokens if t.islower()}     # as typed: no name (PAC-Bayes)
         out: list[Translation] = []
         i = 0
         while i < len(words):
@@ -329,6 +332,14 @@ class Bridge:
                     break
             if found:
                 out.append(found)
+            elif _ORDINARY_COMPOUND.fullmatch(words[i]) and words[i] in lower_case:
+                # a compound of ordinary words that no source has whole ("safety-aligned",
+                # "over-refusing"): its words are looked up one by one, as the word cutter reads them.
+                # Whole, it had no Chinese term, and its words became terms no page writes, so what
+                # the portal does not cover. Held out (562 questions, 8 fold draws): 0.819 / 0.024 /
+                # 0.779 -> 0.820 / 0.023 / 0.798, English 0.855 / 0.030 -> 0.868 / 0.017; also split
+                # at a name's parts (PAC-Bayes, M-step), 0.818 / 0.024 / 0.791
+                words[i:i + 1] = words[i].split("-")
             else:
                 i += 1
         return out

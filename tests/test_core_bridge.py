@@ -70,6 +70,19 @@ def test_translate_prefers_the_portals_pairs_and_longest_terms():
     assert bridge.translate("語音增強 model", lambda t: known.get(t, 0), use_dictionary=False) == []
 
 
+def test_a_compound_of_ordinary_words_no_source_has_whole_is_read_word_by_word():
+    known = {"安全": 36, "對齊": 33, "拒絕": 11, "微調": 50, "細": 3, "調": 9, "步驟": 4}
+    bridge = Bridge(pairs={}, dictionary={"safety": ["安全"], "aligned": ["對齊"], "refusing": ["拒絕"],
+                                          "fine-tuning": ["微調"], "fine": ["細"], "tuning": ["調"],
+                                          "step": ["步驟"]})
+    found = bridge.translate("a safety-aligned LLM over-refusing", lambda t: known.get(t, 0))
+    assert [t.english for t in found] == ["safety", "aligned", "refusing"]
+    # a compound the dictionary has stays whole; a name's parts (typed with capitals, or too short) stay one word
+    assert [t.english for t in bridge.translate("fine-tuning", lambda t: known.get(t, 0))] == ["fine-tuning"]
+    assert bridge.translate("Safety-Aligned", lambda t: known.get(t, 0)) == []
+    assert bridge.translate("the M-step", lambda t: known.get(t, 0)) == []
+
+
 def test_the_dictionary_knows_words_in_any_form():
     bridge = Bridge(pairs={}, dictionary={"egg": ["雞蛋"], "boil": ["煮"]})
     assert bridge.knows("eggs") and bridge.knows("boiling") and bridge.knows("egg")
