@@ -317,7 +317,8 @@ class Bridge:
         words: "speech enhancement" before "speech"). Stopwords start or end no term."""
         tokens = _EN_WORD.findall(text.replace("’", "'"))
         words = [w for w in map(english_key, tokens) if w]
-        lower_case = {english_key(t) for t in tokens if t.islower()}     # as typed: no name (PAC-Bayes)
+        # typed in lower case, but for a sentence's first letter: no name (PAC-Bayes)
+        lower_case = {english_key(t) for t in tokens if t[1:].islower()}
         out: list[Translation] = []
         i = 0
         while i < len(words):

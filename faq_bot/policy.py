@@ -391,19 +391,27 @@ def asks(sentence: str) -> bool:
     return bool(_ASKS.search(sentence))
 
 
+# The next item of a dated list (「2025-04-22：SkyReels V2 …」): a news headline that ends in a
+# question is followed by the next headline, not by its answer.
+_DATED_ITEM = re.compile(r"^\s*\d{4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?\s*[：:]")
+
+
 def pass_to_answers(sentences: list[ScoredSentence]) -> None:
-    """A page's question that the next sentence of its passage answers gives that answer its score
-    if higher, and is no longer quoted itself (`ScoredSentence.answered_next`): a visitor's question
-    is most like the page's, and a reply that quoted the page's question, as 23 of 500 answered
-    labelled questions did, led with a question instead of its answer. Held out (562 questions,
-    8 fold draws) the same 0.815 / 0.023 / 0.770: the reply's passage held the answer beside the
-    question already; now the quote, and the text fragment a citation highlights, is the answer."""
+    """A page's question gives the sentence after it in its passage its score if higher, and is no
+    longer quoted itself (`ScoredSentence.answered_next`), when that sentence can answer it: it
+    neither asks, nor is navigation (a link the question introduces), nor is the next item of a
+    dated list. A visitor's question is most like the page's, and a reply that quoted the page's
+    question, as 23 of 500 answered labelled questions did, led with a question instead of its
+    answer. Held out (562 questions, 8 fold draws) the same 0.815 / 0.023 / 0.770: the reply's
+    passage held the answer beside the question already; now the quote, and the text fragment a
+    citation highlights, is the answer."""
     place = {(s.hit_rank, s.index): s for s in sentences}
     for s in sentences:
         if not asks(s.text):
             continue
         following = place.get((s.hit_rank, s.index + 1))
-        if following is not None and not asks(following.text):
+        if (following is not None and not asks(following.text) and not following.navigation
+                and not _DATED_ITEM.match(following.text)):
             following.score = max(following.score, s.score)
             s.answered_next = True
 

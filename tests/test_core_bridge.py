@@ -80,6 +80,9 @@ def test_a_compound_of_ordinary_words_no_source_has_whole_is_read_word_by_word()
     # a compound the dictionary has stays whole; a name's parts (typed with capitals, or too short) stay one word
     assert [t.english for t in bridge.translate("fine-tuning", lambda t: known.get(t, 0))] == ["fine-tuning"]
     assert bridge.translate("Safety-Aligned", lambda t: known.get(t, 0)) == []
+    # a sentence's first letter is no name's capital
+    assert [t.english for t in bridge.translate("Safety-aligned models", lambda t: known.get(t, 0))] == [
+        "safety", "aligned"]
     assert bridge.translate("the M-step", lambda t: known.get(t, 0)) == []
 
 

@@ -203,6 +203,13 @@ def test_a_pages_question_passes_its_score_to_the_answer_after_it():
     quotes = decide(result([last], concepts), ALWAYS).quotes
     assert [q.text for q in quotes] == ["無向圖的配分函數是什麼？"] and not quotes[0].answered_next
     assert asks("Q: what is it") and asks("它有什麼用?") and not asks("它是一種模型。")
+    # a link the question introduces, or the next headline of a dated list, answers nothing: the
+    # question keeps its score and stays quotable
+    for text in ("配分函數怎麼算？\nhttps://github.com/a/b https://x.org/y",
+                 "2025-04-21：無向圖的配分函數有哪些亮點？\n2025-04-22：另一個模型發布。"):
+        ranked = decide(result([hit(text, 0.9)], concepts), ALWAYS).ranked
+        assert not any(s.answered_next for s in ranked)
+        assert asks(decide(result([hit(text, 0.9)], concepts), ALWAYS).quotes[0].text)
 
 
 def test_quotes_follow_the_quote_model_while_the_decision_reads_the_sentence_model():

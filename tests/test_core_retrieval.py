@@ -296,6 +296,15 @@ def test_two_names_side_by_side_are_two_names_where_the_pages_write_each(searche
     assert searcher.analyse("Which Deep Tune works best?").missing_names == ["Deep Tune"]
 
 
+def test_a_version_tag_beside_a_name_is_part_of_it(searcher, monkeypatch):
+    """"DeepSeek V4": V4 is written somewhere (as a version of something else), and so is DeepSeek,
+    but the pair names one thing, which the pages do not write: still missing."""
+    written = searcher._name_written
+    monkeypatch.setattr(searcher, "_name_written", lambda p: p in ("DeepKE", "V4", "CUDA") or written(p))
+    assert searcher.analyse("DeepKE V4 版本").missing_names == ["DeepKE V4"]
+    assert searcher.analyse("DeepKE CUDA 版本").missing_names == []
+
+
 def test_a_name_the_pages_hold_only_across_two_words_is_missing(searcher):
     """GELAN is in "large language model" once the spaces go: a name must begin where a word does."""
     names = searcher._names
