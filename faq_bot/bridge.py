@@ -28,8 +28,10 @@ _CJK = CJK_CHARACTERS
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
 _PAIR_EN_ZH = re.compile(rf"([A-Za-z][A-Za-z0-9\-]*(?: [A-Za-z][A-Za-z0-9\-]*){{0,5}})\s*[（(]\s*([{_CJK}]{{2,12}})\s*[)）]")
 _EN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-']*")
-# A hyphenated compound of ordinary words (each of three letters or more), not of a name's parts (M-step)
-_ORDINARY_COMPOUND = re.compile(r"[a-z]{3,}(?:-[a-z]{3,})+")
+# A part of a hyphenated word that may be an ordinary word ("based" in LLM-based; retrieve's names
+# read it too), and a compound of such parts alone, not of a name's parts (M-step)
+ORDINARY_PART = r"[a-z]{3,}"
+_ORDINARY_COMPOUND = re.compile(rf"{ORDINARY_PART}(?:-{ORDINARY_PART})+")
 # Most English terms a visitor types are 1-3 words; longer glosses are descriptions, not terms.
 MAX_TERM_WORDS = 3
 # How many Chinese terms one English term may bring in: more only adds noise to BM25.

@@ -15,13 +15,13 @@ from typing import Callable
 
 import numpy as np
 
-from .bridge import Translation, english_key, inflections, load_bridge
+from .bridge import ORDINARY_PART, Translation, english_key, inflections, load_bridge
 from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
 from .index import IndexLoadError, LoadedIndex, load_index
-from .textproc import (STOPWORDS, NameText, adds_little, char_pairs, clean_text, clip_reading, has_cjk, is_latin, match_key,
-                       name_key, normalize, sentence_key, split_sentences, word_cutter)
+from .textproc import (STOPWORDS, NameText, adds_little, clean_text, clip_reading, has_cjk, is_latin, match_key,
+                       name_key, normalize, passage_pairs, sentence_key, split_sentences, word_cutter)
 
 
 class QuestionError(ValueError):
@@ -175,7 +175,7 @@ def _name_core(word: str, ordinary: Callable[[str], bool] | None = None) -> tupl
     return core, first > 0, last < len(parts)
 
 
-_ORDINARY_PART = re.compile(r"[a-z]{3,}")
+_ORDINARY_PART = re.compile(ORDINARY_PART)
 # A name that stands on its own beside another: two letters or more in three characters or more.
 # A version tag (V4, R2) is part of the name before it: "DeepSeek V4" is one name, not DeepSeek and V4.
 _NAME_ON_ITS_OWN = re.compile(r"^(?=.{3})(?=(?:.*[A-Za-z]){2})")
@@ -659,24 +659,11 @@ class Searcher:
 
 
 
-def passage_pairs(text: str) -> set[str]:
-    """The character pairs of a whole passage (lower case, whitespace removed), as diversify
-    compares passages. English shares letter pairs more readily than Chinese shares character
-    pairs: the TIA task of LayoutXLM's notes holds 71% of its letter pairs in LayoutLM's
-    pre-training passage, 24% of its words, and waits behind it. Pairs of words for English
-    instead did worse held out (562 questions, 8 fold draws: 0.818 / 0.023 / 0.799 against 0.820 /
-    0.023 / 0.798; check set J 0.800 against 0.833, K's evidence@5 0.82 against 0.84)."""
-    return char_pairs(_SPACE.sub("", text.lower()))
-
-
-_SPACE = re.compile(r"\s+")
-
-
 def diversify(hits: list[Hit], per_page: int, k: int) -> list[Hit]:
     """The top k, led by hits that add something: at most `per_page` from one page, and none whose
-    text is mostly in a passage already listed (`textproc.adds_little`; the portal publishes a talk
-    twice, as HTML and Markdown, and a chapter three times). Passed-over hits fill the remaining
-    places, in their order.
+    text is mostly in a passage already listed (`textproc.passage_pairs`, `adds_little`; the portal
+    publishes a talk twice, as HTML and Markdown, and a chapter three times). Passed-over hits fill
+    the remaining places, in their order.
 
     What a passage adds is read over its whole text, and only one way. Twins open alike and may go
     on differently: the HTML card of 提前終止 holds its definition, the notes the same definition

@@ -479,6 +479,16 @@ def char_pairs(key: str) -> set[str]:
     return {key[i:i + 2] for i in range(len(key) - 1)}
 
 
+def passage_pairs(text: str) -> set[str]:
+    """The character pairs of a whole passage (lower case, whitespace removed), as search compares
+    passages (retrieve.diversify, `adds_little`). English shares letter pairs more readily than
+    Chinese shares character pairs: the TIA task of LayoutXLM's notes holds 71% of its letter pairs
+    in LayoutLM's pre-training passage, 24% of its words, and waits behind it. Pairs of words for
+    English instead did worse held out (562 questions, 8 fold draws: 0.818 / 0.023 / 0.799 against
+    0.820 / 0.023 / 0.798; check set J 0.800 against 0.833, K's evidence@5 0.82 against 0.84)."""
+    return char_pairs(_SPACE.sub("", text.lower()))
+
+
 def adds_little(pairs: set[str], kept: set[str], overlap: float = DUPLICATE_OVERLAP) -> bool:
     """Whether a text (its `char_pairs`) says little that a kept one does not: at least `overlap` of
     its own pairs are in the kept text's. One way: a long passage that holds a short one adds the

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from faq_bot.textproc import (
     QUESTION_WORD_WEIGHTS, NameText, WordCutter,
-    adds_little, analyser_fingerprint, char_pairs, contains_term, has_cjk, is_latin, match_key, name_key, normalize, repeats,
-    split_sentences, word_cutter)
+    adds_little, analyser_fingerprint, char_pairs, contains_term, has_cjk, is_latin, match_key, name_key, normalize,
+    passage_pairs, repeats, split_sentences, word_cutter)
 
 
 def test_normalize_folds_width_simplified_and_variants():
@@ -171,6 +171,11 @@ def test_split_sentences_hands_out_fresh_lists_of_the_same_sentences():
     first = split_sentences(text)
     first.append("changed")
     assert split_sentences(text) == ["第一句。", "第二句！", "Third one.", "第四句"]
+
+
+def test_passage_pairs_read_the_whole_passage_without_case_or_whitespace():
+    assert passage_pairs("RTF 是\n0.08") == char_pairs("rtf是0.08")
+    assert passage_pairs("語音 增強") == {"語音", "音增", "增強"} and passage_pairs("") == set()
 
 
 def test_adds_little_reads_one_texts_own_pairs_one_way():
