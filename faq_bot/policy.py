@@ -397,12 +397,13 @@ _DATED_ITEM = re.compile(r"^\s*\d{4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?\s*[：:]")
 
 
 def pass_to_answers(sentences: list[ScoredSentence]) -> None:
-    """A page's question gives the sentence after it in its passage its score if higher, and is no
-    longer quoted itself (`ScoredSentence.answered_next`), when that sentence can answer it: it
-    neither asks, nor is navigation (a link the question introduces), nor is the next item of a
-    dated list. A visitor's question is most like the page's, and a reply that quoted the page's
-    question, as 23 of 500 answered labelled questions did, led with a question instead of its
-    answer. Held out (562 questions, 8 fold draws) the same 0.815 / 0.023 / 0.770: the reply's
+    """A page's question gives the first sentence after it in its passage that does not ask (a
+    question is often asked in two: 「Q: EM 算法的兩個主要步驟是什麼？ 它們各自的目標是什麼？」)
+    its score if higher, and is no longer quoted itself (`ScoredSentence.answered_next`), when that
+    sentence can answer it: it is neither navigation (a link the question introduces) nor the next
+    item of a dated list. A visitor's question is most like the page's, and a reply that quoted the
+    page's question, as 23 of 500 answered labelled questions did, led with a question instead of
+    its answer. Held out (562 questions, 8 fold draws) the same 0.815 / 0.023 / 0.770: the reply's
     passage held the answer beside the question already; now the quote, and the text fragment a
     citation highlights, is the answer."""
     place = {(s.hit_rank, s.index): s for s in sentences}
@@ -410,8 +411,9 @@ def pass_to_answers(sentences: list[ScoredSentence]) -> None:
         if not asks(s.text):
             continue
         following = place.get((s.hit_rank, s.index + 1))
-        if (following is not None and not asks(following.text) and not following.navigation
-                and not _DATED_ITEM.match(following.text)):
+        while following is not None and asks(following.text):
+            following = place.get((following.hit_rank, following.index + 1))
+        if following is not None and not following.navigation and not _DATED_ITEM.match(following.text):
             following.score = max(following.score, s.score)
             s.answered_next = True
 

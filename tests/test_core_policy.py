@@ -198,7 +198,12 @@ def test_a_pages_question_passes_its_score_to_the_answer_after_it():
     assert asks(question.text) and question.answered_next and answer_.text.startswith("A: 因為")
     assert answer_.score == question.score
     assert [q.text for q in decision.quotes] == [answer_.text]
-    # a question followed by another question is quoted itself: nothing after it answers
+    # a question asked in two sentences: both pass their score to the answer after them
+    two = hit("Q: 無向圖的配分函數是什麼？ 它為什麼難算？ A: 要對所有狀態求和。 背景。", 0.9)
+    decision = decide(result([two], concepts), ALWAYS)
+    assert [q.text for q in decision.quotes] == ["A: 要對所有狀態求和。"]
+    assert all(s.answered_next for s in decision.ranked if asks(s.text))
+    # questions that end their passage are quoted themselves: nothing after them answers
     last = hit("無向圖的配分函數是什麼？ 配分函數又怎麼算？", 0.9)
     quotes = decide(result([last], concepts), ALWAYS).quotes
     assert [q.text for q in quotes] == ["無向圖的配分函數是什麼？"] and not quotes[0].answered_next
