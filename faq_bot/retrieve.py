@@ -124,8 +124,11 @@ _WORD = re.compile(r"\w")
 # The stem of an English contraction (won't, haven't, don't): the word cutter splits off the
 # apostrophe, and "won" or "haven" read alone are other words (won -> 韓元, haven -> 避風港).
 _CONTRACTION = re.compile(r"\b([A-Za-z]+)['’](?:t|s|re|ll|ve|d|m)\b")
-_LATIN_RUN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-']*(?:[ \t]*&?[ \t]*[A-Za-z0-9][A-Za-z0-9+#.\-']*)*")
-_LATIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-']*")
+_LATIN_RUN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-'_]*(?:[ \t]*&?[ \t]*[A-Za-z0-9][A-Za-z0-9+#.\-'_]*)*")
+_LATIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-'_]*")
+# A code identifier (lora_alpha, n_neighbors, max_queue_delay): the name of one parameter of one
+# program, however it is cased.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+")
 _SENTENCE_START = re.compile(r"(?:^|[.!?。！？]\s*)$")
 
 
@@ -134,6 +137,8 @@ def _looks_like_name(word: str, sentence_initial: bool) -> bool:
     (DeepKE, GPT-4, bAbI), or a capital where a sentence does not start (Airflow, Australia).
     "Summarize" opening a question is no name."""
     if any(ch.isupper() for ch in word[1:]) or (any(ch.isdigit() for ch in word) and any(ch.isalpha() for ch in word)):
+        return True
+    if _IDENTIFIER.fullmatch(word):
         return True
     return word[:1].isupper() and not sentence_initial
 

@@ -296,6 +296,14 @@ def test_two_names_side_by_side_are_two_names_where_the_pages_write_each(searche
     assert searcher.analyse("Which Deep Tune works best?").missing_names == ["Deep Tune"]
 
 
+def test_a_code_identifier_no_page_writes_is_a_missing_name(searcher):
+    """「LoRA 的 lora_alpha 設多少」: a parameter of one program that no page names; the pages write
+    BERT, not bert_zyxwv."""
+    assert searcher.analyse("BERT 的 bert_zyxwv 一般設多少？").missing_names == ["bert_zyxwv"]
+    assert searcher.analyse("What is the default bert_zyxwv?").missing_names == ["bert_zyxwv"]
+    assert searcher.analyse("BERT 的參數一般設多少？").missing_names == []
+
+
 def test_a_version_tag_beside_a_name_is_part_of_it(searcher, monkeypatch):
     """"DeepSeek V4": V4 is written somewhere (as a version of something else), and so is DeepSeek,
     but the pair names one thing, which the pages do not write: still missing."""
@@ -344,6 +352,10 @@ def test_name_phrases_are_written_like_names_not_capitalised_sentence_openings()
     # an amount with its unit is no name, and parts the names beside it
     assert name_phrases("FlashVideo 1080p generation time") == ["FlashVideo"]
     assert name_phrases("RTX 4090 夠跑 70B 嗎") == ["RTX 4090"]
+    # a code identifier names one program's parameter, however it is cased
+    assert name_phrases("What are UMAP's default values for n_neighbors and min_dist?") == ["UMAP", "n_neighbors", "min_dist"]
+    assert name_phrases("LoRA 的 lora_alpha 設多少") == ["LoRA", "lora_alpha"]
+    assert name_phrases("what does the model_name setting do") == ["model_name"]
 
 
 def test_diversify_caps_a_page_and_puts_a_repeated_passage_after_the_others():
