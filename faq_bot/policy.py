@@ -203,11 +203,18 @@ _ASKS_QUANTITY = re.compile(rf"多少|多大|多快|多久|多長|多高|多重|
 # The amounts a sentence states. Not what only looks like one: the numbered citation markers the
 # talk notes end sentences with ([1, 5-7], [cite: 1]), references to a formula, figure or chapter
 # ((公式 19.15), 圖 3, 第 3 章, Table 2; not 表, which 代表 3 種 writes too), the digits of a name
-# (DreamerV2, PDF7, GPT-4, ResNet-50), or the 一 of 一個 / 一種 / 進一步, Chinese prose's "a" (47% of
-# the sentences that seemed to state an amount stated only that).
+# (DreamerV2, PDF7, GPT-4, ResNet-50), a version after a name written in mixed case (SQuAD 1.1,
+# Python 3.10, Llama v3; not a score after an all-capital metric, MOS 4.2, nor a number with its
+# unit), or the 一 of 一個 / 一種 / 進一步, Chinese prose's "a" (47% of the sentences that seemed to
+# state an amount stated only that). The version: 「SQuAD 2.0 總共加了大約多少題沒有答案的問題？」
+# was answered with 「SQuAD 1.1 的一個問題是…」 as the amount; it is the one labelled question of the
+# 682 whose signal changes, and the refit weighs the signal more (-0.425 -> -0.471): held out over
+# the 562, 0.820 / 0.023 / 0.807 -> 0.820 / 0.023 / 0.815 (abstention higher in 5 draws, lower in 1).
 _NOT_AN_AMOUNT = re.compile(r"\[(?:cite:\s*)?\d+(?:\s*[,，\-–]\s*\d+)*\]|"
                             r"(?:公式|圖|第)\s*\(?\d+(?:\.\d+)*\)?(?:\s*[章節])?|"
-                            r"\b(?:Figure|Fig\.|Table|Eq\.|Equation|Chapter)\s*\(?\d+(?:\.\d+)*\)?", re.IGNORECASE)
+                            r"\b(?:Figure|Fig\.|Table|Eq\.|Equation|Chapter)\s*\(?\d+(?:\.\d+)*\)?|"
+                            r"(?-i:\b(?=[A-Za-z]*[a-z])(?=[A-Za-z]*[A-Z])[A-Za-z]+\s?[vV]?\d+(?:\.\d+)*(?![\d.]*\s*(?:[A-Za-z%×倍個萬億千百]|\d)))",
+                            re.IGNORECASE)
 _AMOUNT = re.compile(r"(?<![A-Za-z0-9.])(?<![A-Za-z]-)\d+(?:[.,]\d+)?|"
                      r"(?:[二三四五六七八九十兩百千萬億]|一(?=[一二三四五六七八九十兩百千萬億]))[一二三四五六七八九十兩百千萬億]*"
                      r"(?:個|倍|種|成|年|天|小時|分鐘|秒|層|門|筆|張|次|位|條|步)")

@@ -321,6 +321,11 @@ def test_amounts_leave_out_what_only_looks_like_one():
     assert amounts("模型縮小 49%，速度提升 6 倍 [3]") == {"49", "6"}
     assert amounts("引入了兩個參數，共十一層，一百個節點") == {"兩個", "十一層", "一百個"}
     assert amounts("對應到 7x7 的 Feature Map，RTF 0.08") == {"7", "0.08"}
+    # a version after a name written in mixed case is part of the name; a score after an
+    # all-capital metric, or a number with its unit, is an amount
+    assert amounts("然而，SQuAD 1.1 的一個問題是 Python 3.10 與 Llama v3 都") == set()
+    assert amounts("MOS 4.2 分，BLEU 28.4，Titan 顯卡 1000 個世代，Whisper 快 2 倍") == {"4.2", "28.4", "1000", "2"}
+    assert amounts("Epoch 10 個，batch size 32") == {"10", "32"}
 
 
 def test_asks_quantity_not_for_words_that_only_contain_幾():
