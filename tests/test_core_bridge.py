@@ -20,6 +20,20 @@ def test_mine_pairs_both_orders_and_acronyms():
     assert "2014" not in pairs and "a" not in pairs
 
 
+def test_mined_pairs_leave_out_examples_and_the_tail_of_a_joined_phrase():
+    """Chinese in brackets after English is its name, not an example (「Task (如中文文字分類)」), an
+    explanation (「GitHub (即將開源)」) or the name of a longer phrase the English ends ("Speech
+    Synthesis & TTS (中文語音合成與音色克隆)": not what TTS alone is)."""
+    pairs = mine_term_pairs([
+        "如果 Pre-train 的 Task (如中文文字分類) 與 Target Task 差異過大。",
+        "程式碼放在 GitHub (即將開源)。",
+        "Chinese Speech Synthesis & TTS (中文語音合成與音色克隆) 的模型。",
+        "TTS (語音合成) 的模型。",
+    ], word_cutter().words)
+    assert "task" not in pairs and "github" not in pairs
+    assert pairs["tts"] == ["語音合成"]
+
+
 def test_english_key_and_word_forms():
     assert english_key("RAG's  Pipeline-") == "rag pipeline"
     assert "model" in word_forms("models")
