@@ -30,10 +30,11 @@ _PAIR_EN_ZH = re.compile(rf"([A-Za-z][A-Za-z0-9\-]*(?: [A-Za-z][A-Za-z0-9\-]*){{
 _EN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-']*")
 # Chinese in brackets after English that gives an example or an explanation, not the term's name:
 # "Task (如中文文字分類)", "GitHub (即將開源)". With this and the rule for English joined by "&"
-# (mine_term_pairs), held out over the 562 labelled questions (8 fold draws), answer@evidence / false
-# abstention / abstention: 0.820 / 0.023 / 0.815 -> 0.819 / 0.024 / 0.824 (abstention higher in 5
-# draws, lower in none; answer@evidence lower by 0.002-0.003 in 3); check set L 0.760 -> 0.780 ("Does Mistral's Voxtral TTS support Chinese?"
-# had TTS searched as 中文語音合成與音色克隆), J, K and dev.yaml unchanged.
+# (mine_term_pairs), held out over the 562 labelled questions (8 fold draws), answer@evidence /
+# false abstention / abstention: 0.820 / 0.023 / 0.815 -> 0.819 / 0.024 / 0.824 (abstention higher
+# in 5 draws, lower in none; answer@evidence lower by 0.002-0.003 in 3); check set L 0.760 -> 0.780
+# ("Does Mistral's Voxtral TTS support Chinese?" had TTS searched as 中文語音合成與音色克隆), J, K
+# and dev.yaml unchanged.
 _NOT_A_NAME_FOR = re.compile(r"(?:如|例如|比如|譬如|即)")
 # A part of a hyphenated word that may be an ordinary word ("based" in LLM-based; retrieve's names
 # read it too), and a compound of such parts alone, not of a name's parts (M-step)
