@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from .textproc import CJK_CHARACTERS, STOPWORDS, _cache_dir, fold_variants, normalize
 
 # Bumped when mining or look-up changes what it produces (part of the index's analyser fingerprint).
-BRIDGE_VERSION = 11
+BRIDGE_VERSION = 12
 
 _CJK = CJK_CHARACTERS
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
@@ -35,7 +35,7 @@ _EN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-']*")
 # in 5 draws, lower in none; answer@evidence lower by 0.002-0.003 in 3); check set L 0.760 -> 0.780
 # ("Does Mistral's Voxtral TTS support Chinese?" had TTS searched as 中文語音合成與音色克隆), J, K
 # and dev.yaml unchanged.
-_NOT_A_NAME_FOR = re.compile(r"(?:如|例如|比如|譬如|即)")
+_NOT_A_NAME_FOR = re.compile(r"(?:如|例如|比如|譬如|即(?!時|刻|興|插))")      # not 即時 (real-time)
 # A part of a hyphenated word that may be an ordinary word ("based" in LLM-based; retrieve's names
 # read it too), and a compound of such parts alone, not of a name's parts (M-step)
 ORDINARY_PART = r"[a-z]{3,}"

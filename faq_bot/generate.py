@@ -294,7 +294,8 @@ def facts(sentence: str) -> list[str]:
     """What a supporting passage must hold word for word: the sentence's numbers (thousands
     separators dropped) and its Latin-script names: in a Chinese sentence every Latin word (RTF,
     Kaldi, 7B), in an English one the words written as names (an inner capital or a digit, or a
-    capital where no sentence starts), as `retrieve.name_phrases` reads names."""
+    capital where no sentence starts), as `retrieve.name_phrases` reads names (a code identifier,
+    lora_alpha, is not one name here: its words are read as ordinary words)."""
     found: list[str] = []
     latin = is_latin(sentence)
     for m in _TOKEN.finditer(sentence):

@@ -203,17 +203,22 @@ _ASKS_QUANTITY = re.compile(rf"多少|多大|多快|多久|多長|多高|多重|
 # The amounts a sentence states. Not what only looks like one: the numbered citation markers the
 # talk notes end sentences with ([1, 5-7], [cite: 1]), references to a formula, figure or chapter
 # ((公式 19.15), 圖 3, 第 3 章, Table 2; not 表, which 代表 3 種 writes too), the digits of a name
-# (DreamerV2, PDF7, GPT-4, ResNet-50), a version after a name written in mixed case (SQuAD 1.1,
-# Python 3.10, Llama v3; not a score after an all-capital metric, MOS 4.2, nor a number with its
-# unit), or the 一 of 一個 / 一種 / 進一步, Chinese prose's "a" (47% of the sentences that seemed to
-# state an amount stated only that). The version: 「SQuAD 2.0 總共加了大約多少題沒有答案的問題？」
-# was answered with 「SQuAD 1.1 的一個問題是…」 as the amount; it is the one labelled question of the
-# 682 whose signal changes, and the refit weighs the signal more (-0.425 -> -0.471): held out over
-# the 562, 0.820 / 0.023 / 0.807 -> 0.820 / 0.023 / 0.815 (abstention higher in 5 draws, lower in 1).
+# (DreamerV2, PDF7, GPT-4, ResNet-50), a version after a name (`_VERSION`), or the 一 of 一個 / 一種
+# / 進一步, Chinese prose's "a" (47% of the sentences that seemed to state an amount stated only that).
+# Measure words: what an amount counts, when it follows the number (12 層, 5 萬題).
+MEASURE_WORDS = "層維步輪張條次倍位年天秒種筆題份門階幀顆句字頁篇類組台卡"
+# A version after a name, no amount: after a name with an inner capital (SQuAD 1.1, SciPy 2018,
+# CosyVoice 2), or a dotted one from 1.x to 19.x after a capitalised word (Python 3.10, Gemini 2.5);
+# not a setting or score after a word (Posterior 0.8, Learning Rate 0.001, Accuracy 95.3, MOS 4.2,
+# Top 20), nor a number with its unit or measure word (Decoder 2 層, Google 2017 年).
+# 「SQuAD 2.0 總共加了大約多少題沒有答案的問題？」 was answered with 「SQuAD 1.1 的一個問題是…」 for its
+# amount.
+_VERSION = (r"(?-i:\b(?:[A-Z][A-Za-z]*[a-z][A-Za-z]*[A-Z][A-Za-z]*\s?[vV]?\d+(?:\.\d+)*"
+            r"|[A-Z][a-z]+\s?[vV]?(?:1\d|[1-9])\.\d+(?:\.\d+)*)"
+            rf"(?![\d.]*\s*(?:[A-Za-z%×]|[個萬億千百小分{MEASURE_WORDS}])))")
 _NOT_AN_AMOUNT = re.compile(r"\[(?:cite:\s*)?\d+(?:\s*[,，\-–]\s*\d+)*\]|"
                             r"(?:公式|圖|第)\s*\(?\d+(?:\.\d+)*\)?(?:\s*[章節])?|"
-                            r"\b(?:Figure|Fig\.|Table|Eq\.|Equation|Chapter)\s*\(?\d+(?:\.\d+)*\)?|"
-                            r"(?-i:\b(?=[A-Za-z]*[a-z])(?=[A-Za-z]*[A-Z])[A-Za-z]+\s?[vV]?\d+(?:\.\d+)*(?![\d.]*\s*(?:[A-Za-z%×倍個萬億千百]|\d)))",
+                            r"\b(?:Figure|Fig\.|Table|Eq\.|Equation|Chapter)\s*\(?\d+(?:\.\d+)*\)?|" + _VERSION,
                             re.IGNORECASE)
 _AMOUNT = re.compile(r"(?<![A-Za-z0-9.])(?<![A-Za-z]-)\d+(?:[.,]\d+)?|"
                      r"(?:[二三四五六七八九十兩百千萬億]|一(?=[一二三四五六七八九十兩百千萬億]))[一二三四五六七八九十兩百千萬億]*"
@@ -244,7 +249,7 @@ _UNIT_FORMS = {"倍": ("倍", "x", "×"), "比例": ("%", "百分之", "比例")
 _DIMENSIONS = frozenset("""時間 空間 記憶體 內存 顯存 硬碟 磁碟 速度 大小 長度 成本 費用 價格 距離 容量 延遲 算力
 time space disk memory storage vram ram speed size length cost price latency compute faster slower
 bigger smaller larger longer shorter more less cheaper""".split())   # more / less: how much more memory
-_MEASURE_WORD = re.compile(r"[層維步輪張條次倍位年天秒種筆題份門階幀顆句字頁篇類組台卡]")
+_MEASURE_WORD = re.compile(f"[{MEASURE_WORDS}]")
 # How far from an amount its unit or noun may stand, in reading units (`_READING_UNIT`: a Latin
 # word, or any other character, punctuation included): 「12 層」, 「層數為 12」, "64 Nvidia V100
 # GPUs". All 562 labelled questions, 5 folds, 8 fold draws, held out (answer@evidence / false
@@ -403,9 +408,18 @@ def asks(sentence: str) -> bool:
 _DATED_ITEM = re.compile(r"^\s*\d{4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?\s*[：:]")
 
 
+# A page's question is asked in at most this many sentences (「Q: EM 算法的兩個主要步驟是什麼？ 它們各
+# 自的目標是什麼？」); the portal has 252 runs of two question sentences, 20 of three, and lists of
+# exam questions (up to 17 in a row) that no sentence after them answers.
+QUESTION_SENTENCES = 2
+# A sentence that asks a new question of the page's own Q&A: it ends the question before it.
+_NEW_QUESTION = re.compile(r"^\s*(?:Q|問)\s*[:：]")
+
+
 def pass_to_answers(sentences: list[ScoredSentence]) -> None:
     """A page's question gives the first sentence after it in its passage that does not ask (a
-    question is often asked in two: 「Q: EM 算法的兩個主要步驟是什麼？ 它們各自的目標是什麼？」)
+    question is often asked in two, `QUESTION_SENTENCES`: 「Q: EM 算法的兩個主要步驟是什麼？ 它們各自的
+    目標是什麼？」; a new 「Q: …」 ends it)
     its score if higher, and is no longer quoted itself (`ScoredSentence.answered_next`), when that
     sentence can answer it: it is neither navigation (a link the question introduces) nor the next
     item of a dated list. A visitor's question is most like the page's, and a reply that quoted the
@@ -418,9 +432,12 @@ def pass_to_answers(sentences: list[ScoredSentence]) -> None:
         if not asks(s.text):
             continue
         following = place.get((s.hit_rank, s.index + 1))
-        while following is not None and asks(following.text):
+        for _ in range(QUESTION_SENTENCES - 1):       # the rest of the same question, not a new "Q:"
+            if following is None or not asks(following.text) or _NEW_QUESTION.match(following.text):
+                break
             following = place.get((following.hit_rank, following.index + 1))
-        if following is not None and not following.navigation and not _DATED_ITEM.match(following.text):
+        if (following is not None and not asks(following.text) and not following.navigation
+                and not _DATED_ITEM.match(following.text)):
             following.score = max(following.score, s.score)
             s.answered_next = True
 

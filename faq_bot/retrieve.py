@@ -128,17 +128,17 @@ _LATIN_RUN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-'_]*(?:[ \t]*&?[ \t]*[A-Za-z
 _LATIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.\-'_]*")
 # A code identifier (lora_alpha, n_neighbors, max_queue_delay): the name of one parameter of one
 # program, however it is cased.
-_IDENTIFIER = re.compile(r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+")
+_IDENTIFIER = re.compile(r"(?=\w*[A-Za-z])[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+")
 _SENTENCE_START = re.compile(r"(?:^|[.!?。！？]\s*)$")
 
 
 def _looks_like_name(word: str, sentence_initial: bool) -> bool:
     """In English text a name is written unlike an ordinary word: an inner capital or digit
-    (DeepKE, GPT-4, bAbI), or a capital where a sentence does not start (Airflow, Australia).
-    "Summarize" opening a question is no name."""
+    (DeepKE, GPT-4, bAbI), a code identifier (lora_alpha), or a capital where a sentence does not
+    start (Airflow, Australia). "Summarize" opening a question is no name."""
     if any(ch.isupper() for ch in word[1:]) or (any(ch.isdigit() for ch in word) and any(ch.isalpha() for ch in word)):
         return True
-    if _IDENTIFIER.fullmatch(word):
+    if _IDENTIFIER.fullmatch(word.removesuffix("'s").removesuffix("’s")):
         return True
     return word[:1].isupper() and not sentence_initial
 
@@ -205,7 +205,7 @@ def name_phrases(question: str, ordinary: Callable[[str], bool] | None = None) -
         groups: list[list[str]] = [[]]
         for match in _LATIN_TOKEN.finditer(run.group()):
             # a full stop that ends the question is no part of its last word ("...GPU-accelerated.")
-            word, cut_before, cut_after = _name_core(match.group().rstrip("."), ordinary)
+            word, cut_before, cut_after = _name_core(match.group().rstrip("._"), ordinary)
             initial = bool(_SENTENCE_START.search(question[:run.start() + match.start()]))
             is_name = (word.lower() not in STOPWORDS and word.lower() not in LANGUAGE_WORDS
                        and not _QUANTITY.fullmatch(word) and (not latin or _looks_like_name(word, initial)))
@@ -216,7 +216,7 @@ def name_phrases(question: str, ordinary: Callable[[str], bool] | None = None) -
             if (not is_name or cut_after or word.endswith(("'s", "’s"))) and groups[-1]:
                 groups.append([])   # a possessive ends a name: "Facebook's bAbI" is two names
         for group in groups:
-            if not any(not w.isdigit() for w in group):
+            if not any(not w.replace("_", "").isdigit() for w in group):     # 1_000_000 is a number
                 continue
             if len(group) == 1:
                 if len(group[0]) >= 3:
@@ -404,7 +404,8 @@ class Searcher:
     def _two_names(self, phrase: str) -> bool:
         """Whether a pair of words that no page writes side by side is two names some page writes
         each, as a keyword question puts them ("LayoutLM FUNSD 評估指標"): both written as names
-        are, with an inner capital or a digit (`_looks_like_name` without the sentence's help), and
+        are, with an inner capital, a digit or an underscore (`_looks_like_name` without the
+        sentence's help), and
         neither a version tag (V4, R2: "DeepSeek V4" is one name, `_NAME_ON_ITS_OWN`). A
         name of capitalised words (Ray Tune, Label Studio, Matrix NMS, World Cup) is one name: of
         the 562 labelled questions and check sets J and K, 8 that the portal does not cover are

@@ -29,9 +29,10 @@ def test_mined_pairs_leave_out_examples_and_the_tail_of_a_joined_phrase():
         "程式碼放在 GitHub (即將開源)。",
         "Chinese Speech Synthesis & TTS (中文語音合成與音色克隆) 的模型。",
         "TTS (語音合成) 的模型。",
+        "Real-time (即時) 的處理。",
     ], word_cutter().words)
     assert "task" not in pairs and "github" not in pairs
-    assert pairs["tts"] == ["語音合成"]
+    assert pairs["tts"] == ["語音合成"] and pairs["real-time"] == ["即時"]       # 即時 is a word, not "namely"
 
 
 def test_english_key_and_word_forms():

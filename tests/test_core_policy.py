@@ -203,6 +203,13 @@ def test_a_pages_question_passes_its_score_to_the_answer_after_it():
     decision = decide(result([two], concepts), ALWAYS)
     assert [q.text for q in decision.quotes] == ["A: 要對所有狀態求和。"]
     assert all(s.answered_next for s in decision.ranked if asks(s.text))
+    # a new "Q:" is a new question, and three questions in a row (a list of exam questions) have
+    # no answer after them
+    for text in ("Q: 無向圖的配分函數是什麼？ Q: 它為什麼難算？ A: 要對所有狀態求和。",
+                 "無向圖的配分函數是什麼？ 它為什麼難算？ 它有什麼用？ 二、申論題。"):
+        ranked = decide(result([hit(text, 0.9)], concepts), ALWAYS).ranked
+        first = next(s for s in ranked if s.index == 0)
+        assert not first.answered_next, text
     # questions that end their passage are quoted themselves: nothing after them answers
     last = hit("無向圖的配分函數是什麼？ 配分函數又怎麼算？", 0.9)
     quotes = decide(result([last], concepts), ALWAYS).quotes
@@ -321,11 +328,12 @@ def test_amounts_leave_out_what_only_looks_like_one():
     assert amounts("模型縮小 49%，速度提升 6 倍 [3]") == {"49", "6"}
     assert amounts("引入了兩個參數，共十一層，一百個節點") == {"兩個", "十一層", "一百個"}
     assert amounts("對應到 7x7 的 Feature Map，RTF 0.08") == {"7", "0.08"}
-    # a version after a name written in mixed case is part of the name; a score after an
-    # all-capital metric, or a number with its unit, is an amount
-    assert amounts("然而，SQuAD 1.1 的一個問題是 Python 3.10 與 Llama v3 都") == set()
-    assert amounts("MOS 4.2 分，BLEU 28.4，Titan 顯卡 1000 個世代，Whisper 快 2 倍") == {"4.2", "28.4", "1000", "2"}
-    assert amounts("Epoch 10 個，batch size 32") == {"10", "32"}
+    # a version after a name (an inner capital, or 1.x-19.x after a capitalised word) is part of
+    # the name; a setting or a score after a word, or a number with its unit, is an amount
+    assert amounts("然而，SQuAD 1.1 的一個問題是 Python 3.10 與 SciPy 2018 都") == set()
+    assert amounts("權重設定為 Prior->Posterior 0.8，Learning Rate 0.001，Accuracy 95.3") == {"0.8", "0.001", "95.3"}
+    assert amounts("MOS 4.2 分，BLEU 28.4，mAP 50.2，Top 20") == {"4.2", "28.4", "50.2", "20"}
+    assert amounts("Decoder 2 層，Google 2017 年，Epoch 10 個，SQuAD 2.0 5 萬題") == {"2", "2017", "10", "5"}
 
 
 def test_asks_quantity_not_for_words_that_only_contain_幾():

@@ -356,6 +356,9 @@ def test_name_phrases_are_written_like_names_not_capitalised_sentence_openings()
     assert name_phrases("What are UMAP's default values for n_neighbors and min_dist?") == ["UMAP", "n_neighbors", "min_dist"]
     assert name_phrases("LoRA 的 lora_alpha 設多少") == ["LoRA", "lora_alpha"]
     assert name_phrases("what does the model_name setting do") == ["model_name"]
+    assert name_phrases("What is lora_alpha's default?") == ["lora_alpha"]         # a possessive ends it
+    assert name_phrases("lora_alpha_ 設多少") == ["lora_alpha"]
+    assert name_phrases("Is 1_000_000 steps enough?") == [] and name_phrases("1_000_000 步夠嗎") == []
 
 
 def test_diversify_caps_a_page_and_puts_a_repeated_passage_after_the_others():
