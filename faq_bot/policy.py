@@ -394,8 +394,10 @@ def read_sentences(result: SearchResult, max_hits: int = CANDIDATE_HITS) -> list
 
 
 # A page's own question: the Q&A abstracts ask 「Q: 為什麼在無向圖模型中通常需要它？」 and answer on
-# the next line, and talks ask before they explain.
-_ASKS = re.compile(r"[？?]\s*$|^\s*(?:Q|問)\s*[:：]")
+# the next line, and talks ask before they explain. `_NEW_QUESTION`: a sentence that opens a question
+# of the page's own Q&A, which ends any question before it.
+_NEW_QUESTION = re.compile(r"^\s*(?:Q|問)\s*[:：]")
+_ASKS = re.compile(rf"[？?]\s*$|{_NEW_QUESTION.pattern}")
 
 
 def asks(sentence: str) -> bool:
@@ -412,15 +414,13 @@ _DATED_ITEM = re.compile(r"^\s*\d{4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?\s*[：:]")
 # 自的目標是什麼？」); the portal has 252 runs of two question sentences, 20 of three, and lists of
 # exam questions (up to 17 in a row) that no sentence after them answers.
 QUESTION_SENTENCES = 2
-# A sentence that asks a new question of the page's own Q&A: it ends the question before it.
-_NEW_QUESTION = re.compile(r"^\s*(?:Q|問)\s*[:：]")
 
 
 def pass_to_answers(sentences: list[ScoredSentence]) -> None:
     """A page's question gives the first sentence after it in its passage that does not ask (a
     question is often asked in two, `QUESTION_SENTENCES`: 「Q: EM 算法的兩個主要步驟是什麼？ 它們各自的
-    目標是什麼？」; a new 「Q: …」 ends it)
-    its score if higher, and is no longer quoted itself (`ScoredSentence.answered_next`), when that
+    目標是什麼？」; a new 「Q: …」 ends it) its score if higher, and is no longer quoted itself
+    (`ScoredSentence.answered_next`), when that
     sentence can answer it: it is neither navigation (a link the question introduces) nor the next
     item of a dated list. A visitor's question is most like the page's, and a reply that quoted the
     page's question, as 23 of 500 answered labelled questions did, led with a question instead of

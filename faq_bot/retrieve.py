@@ -405,8 +405,8 @@ class Searcher:
         """Whether a pair of words that no page writes side by side is two names some page writes
         each, as a keyword question puts them ("LayoutLM FUNSD 評估指標"): both written as names
         are, with an inner capital, a digit or an underscore (`_looks_like_name` without the
-        sentence's help), and
-        neither a version tag (V4, R2: "DeepSeek V4" is one name, `_NAME_ON_ITS_OWN`). A
+        sentence's help), and neither a version tag (V4, R2: "DeepSeek V4" is one name,
+        `_NAME_ON_ITS_OWN`). A
         name of capitalised words (Ray Tune, Label Studio, Matrix NMS, World Cup) is one name: of
         the 562 labelled questions and check sets J and K, 8 that the portal does not cover are
         refused as a pair no page writes, whose words some page writes each."""
