@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from faq_bot.answer import build_answer, follow_up_context  # noqa: E402
+from faq_bot.answer import build_answer, searched_question  # noqa: E402
 from faq_bot.calibrate import (  # noqa: E402
     choose_threshold, fit_conditional_logistic, fit_logistic, standardise, stratified_folds)
 from faq_bot.config import load_config, with_overrides  # noqa: E402
@@ -149,8 +149,8 @@ def main() -> int:
         items += loaded
         sources += [Path(path).name] * len(loaded)
     started = time.perf_counter()
-    results = [searcher.search(item.question, k=10, context=follow_up_context(item.question, list(item.history)))
-               for item in items]
+    searched = [searched_question(item.question, list(item.history)) for item in items]   # as answer() searches
+    results = [searcher.search(text, k=10, context=context) for text, context in searched]
     print(f"searched {len(items)} questions in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     y = np.array([int(item.answerable) for item in items])
     evidence = [eval_key(item.evidence) if item.answerable else "" for item in items]

@@ -182,7 +182,7 @@ def run(searcher: Searcher, writer: Writer, questions: Path, limit: int | None, 
     def fn(which: int):
         def reply(item):
             a = by_question[id(item)][which]
-            return Reply(a.answerable, [EvalHit(h.chunk.page_id, h.chunk.text) for h in a.result.hits], a.shown_text())
+            return Reply(a.answerable, [EvalHit(h.chunk.page_id, h.chunk.text) for h in a.hits], a.shown_text())
         return reply
 
     def text_alone(item):          # the written text without the passages shown under it

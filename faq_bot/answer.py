@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from .policy import Decision, ScoredSentence, decide, load_calibration
 from .retrieve import CONTEXT_UNITS, Hit, SearchResult, Searcher, check_question
+from .smalltalk import small_talk, without_courtesy
 from .textproc import clean_text, is_latin, match_key, normalize, reading_length, split_sentences
 
 # A quoted passage: the answering sentence and its neighbours, within this many characters. Three
@@ -23,6 +24,7 @@ SNIPPET_CHARS = 220
 # characters (bench/calibrate.py, held-out answer@evidence).
 LEAD_SNIPPET_CHARS = 400
 MAX_CITATIONS = 3
+SMALL_TALK = "small_talk"       # Answer.mode of a reply to small talk
 
 
 @dataclass
@@ -41,13 +43,20 @@ class Answer:
     citations: list[Citation]            # the passages that answer, numbered [1], [2] ...
     suggestions: list[Citation] = field(default_factory=list)   # closest pages when not answerable
     search_query: str = ""               # what was searched (includes the previous turn for follow-ups)
-    mode: str = "extractive"             # "generated": `text` was written from the citations (generate.py)
+    # "generated": `text` was written from the citations (generate.py); "small_talk": the message was
+    # a greeting, thanks or "who are you" (smalltalk.py), `text` is the reply, and nothing was searched
+    mode: str = "extractive"
     text: str = ""                       # the written answer, every sentence checked, with [n] citations
     note: str = ""                       # one line for the visitor (e.g. why there is no written answer)
     result: SearchResult | None = field(default=None, repr=False, compare=False)   # for eval and search
     decision: Decision | None = field(default=None, repr=False, compare=False)
     generation: object | None = field(default=None, repr=False, compare=False)   # generate.Generation
     _json: bytes | None = field(default=None, init=False, repr=False, compare=False)   # to_json(), once
+
+    @property
+    def hits(self) -> list[Hit]:
+        """The search's ranked passages (none for small talk, which is not searched)."""
+        return self.result.hits if self.result is not None else []
 
     def shown_text(self) -> str:
         """What the visitor reads of the answer: the written text (if any) and the quoted passages
@@ -76,6 +85,8 @@ class Answer:
     def to_markdown(self) -> str:
         """Markdown in which every piece of page or question text is escaped: safe to render."""
         note = f"*{escape_markdown(self.note)}*\n\n" if self.note else ""
+        if self.mode == SMALL_TALK:
+            return escape_markdown(self.text)
         if self.answerable and self.text:      # the written answer, then the passages it rests on
             quotes = [f"> {escape_markdown(c.snippet)} [{c.n}]" for c in self.citations]
             sources = [f"[{c.n}] [{escape_markdown(_label(c))}]({_safe_url(c.url)})" for c in self.citations]
@@ -93,6 +104,8 @@ class Answer:
 
     def to_text(self) -> str:
         """Plain text for a terminal."""
+        if self.mode == SMALL_TALK:
+            return self.text
         if self.answerable:
             lines = [self.note, ""] if self.note else []
             if self.text:
@@ -258,7 +271,8 @@ def previous_questions(history: Iterable | None) -> list[str]:
             out.append(item["content"])
         elif isinstance(item, (list, tuple)) and item and isinstance(item[0], str):
             out.append(item[0])
-    return [q for q in out if q.strip()]
+    # a greeting or a thanks is no topic a later question can lean on, nor is the courtesy around one
+    return [without_courtesy(q) for q in out if q.strip() and small_talk(q) is None]
 
 
 # An English question points back with a possessive or object pronoun anywhere, not only first as a
@@ -373,11 +387,22 @@ def _snippet(hit: Hit, quote_: ScoredSentence, ranked: list[ScoredSentence], lim
     return passage_snippet(sentences, center, preferred, limit)
 
 
+def searched_question(question: str, history: Iterable | None = None) -> tuple[str, str | None]:
+    """What is searched for a checked question: the question without the greetings and thanks
+    around it (`smalltalk.without_courtesy`), and the earlier turns it leans on (`follow_up_context`)."""
+    text = without_courtesy(question)
+    return text, follow_up_context(text, history)
+
+
 def answer(searcher: Searcher, question: str, history: Iterable | None = None, k: int = 10) -> Answer:
-    """Answer a question (with the chat so far, for follow-ups). Raises QuestionError for bad input."""
+    """Answer a question (with the chat so far, for follow-ups). Raises QuestionError for bad input.
+    Small talk (「你好」, "thanks", "who are you?") gets a reply in kind, with nothing searched."""
     text = check_question(question, searcher.settings.max_question_chars)
-    context = follow_up_context(text, history)
-    result = searcher.search(text, k=k, context=context)
+    talk = small_talk(text)
+    if talk is not None:
+        return Answer(question=text, answerable=False, citations=[], mode=SMALL_TALK, text=talk.reply)
+    searched, context = searched_question(text, history)
+    result = searcher.search(searched, k=k, context=context)
     manifest = searcher.index.manifest
     decision = decide(result, load_calibration(manifest.backend, manifest.model))
     return build_answer(text, result, decision)

@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from .textproc import CJK_CHARACTERS, STOPWORDS, _cache_dir, fold_variants, normalize
 
 # Bumped when mining or look-up changes what it produces (part of the index's analyser fingerprint).
-BRIDGE_VERSION = 12
+BRIDGE_VERSION = 13
 
 _CJK = CJK_CHARACTERS
 _PAIR_ZH_EN = re.compile(rf"([{_CJK}]{{2,16}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .\-/&+']{{0,60}}?)\s*[)）]")
@@ -62,11 +62,13 @@ def english_key(text: str) -> str:
     return " ".join(w.strip("-'") for w in words if w.strip("-'"))
 
 
-def _chinese_term(run: str, english: str, cut: Callable[[str], list[str]]) -> str:
+def _chinese_term(run: str, english: str, cut: Callable[[str], list[str]], extra: int = 0) -> str:
     """The end of a run of Chinese characters that names the English term after it: whole words
-    from the end until about two characters per English word (per letter of an acronym)."""
+    from the end until about two characters per English word (per letter of an acronym), and
+    `extra` characters more."""
     letters = english.replace(" ", "")
     want = 2 * len(letters) if english.isupper() and len(letters) <= 6 else 2 * len(english.split())
+    want += extra
     words = cut(run)
     term = ""
     for word in reversed(words):
@@ -87,6 +89,11 @@ def mine_term_pairs(texts: Iterable[str], cut: Callable[[str], list[str]]) -> di
             en = english_key(match[2])
             if _usable_english(en):
                 zh = _chinese_term(match[1], match[2].strip(), cut)
+                if " " not in en and _another_words(zh, en):
+                    # 語音處理 (Speech): 處理 is the dictionary's word for "process", not "speech";
+                    # the compound before the mark names it (擴散模型 (Diffusion), 注意力機制 (Attention))
+                    longer = _chinese_term(match[1], match[2].strip(), cut, extra=len(zh))
+                    zh = longer if len(longer) > len(zh) else zh
                 if len(zh) >= 2:
                     counts[en, zh] += 1
         for match in _PAIR_EN_ZH.finditer(text):
@@ -101,6 +108,21 @@ def mine_term_pairs(texts: Iterable[str], cut: Callable[[str], list[str]]) -> di
         by_term[en].append((n, zh))
     return {en: [zh for _, zh in sorted(pairs, key=lambda p: (-p[0], p[1]))][:MAX_TRANSLATIONS]
             for en, pairs in sorted(by_term.items())}
+
+
+def _another_words(zh: str, en: str) -> bool:
+    """Whether the dictionary has the Chinese word, and the English word too, but never as one
+    of the Chinese word's senses (處理 and "speech"; 模型 and "diffusion")."""
+    table = cedict()
+    forms = word_forms(en)
+    if not any(f in table for f in forms):
+        return False
+    return zh in _cedict_headwords() and not any(zh in table.get(f, ()) for f in forms)
+
+
+@lru_cache(maxsize=1)
+def _cedict_headwords() -> frozenset[str]:
+    return frozenset(zh for words in cedict().values() for zh in words)
 
 
 def _usable_english(en: str) -> bool:

@@ -215,6 +215,6 @@ def answer_fn(searcher, k: int = 10, writer=None) -> AnswerFn:
         reply = answer(searcher, item.question, list(item.history), k=k)
         if writer is not None:
             reply = writer.write(searcher, reply, list(item.history))
-        return Reply(reply.answerable, [EvalHit(h.chunk.page_id, h.chunk.text) for h in reply.result.hits],
+        return Reply(reply.answerable, [EvalHit(h.chunk.page_id, h.chunk.text) for h in reply.hits],
                      reply.shown_text())
     return run

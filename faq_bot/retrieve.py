@@ -20,8 +20,8 @@ from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
 from .index import IndexLoadError, LoadedIndex, load_index
-from .textproc import (STOPWORDS, NameText, adds_little, clean_text, clip_reading, has_cjk, is_latin, match_key,
-                       name_key, normalize, passage_pairs, sentence_key, split_sentences, word_cutter)
+from .textproc import (STOPWORDS, NameText, adds_little, clean_text, clip_reading, has_cjk, has_words, is_latin,
+                       match_key, name_key, normalize, passage_pairs, sentence_key, split_sentences, word_cutter)
 
 
 class QuestionError(ValueError):
@@ -53,6 +53,8 @@ def check_question(question: object, max_chars: int) -> str:
     text = clean_text(question)
     if not text:
         raise QuestionError("the question is empty: type a question about Deep Learning 101's pages")
+    if not has_words(text):      # 「？」 or "..." was searched and answered with a passage's 「!」
+        raise QuestionError("the question has no words, only marks: type a question about Deep Learning 101's pages")
     if len(text) > max_chars:
         raise QuestionTooLong(f"the question is {len(text)} characters long; the limit is {max_chars}. "
                             "Ask about one thing at a time.")

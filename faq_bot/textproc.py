@@ -420,7 +420,7 @@ def word_cutter() -> WordCutter:
 # them are navigation: ingest stores a vector for each sentence that is not navigation, and a build
 # made under other rules is rebuilt (a sentence that became navigation would otherwise keep its
 # stored vector, and the index would report itself up to date).
-SENTENCE_RULES_VERSION = 4
+SENTENCE_RULES_VERSION = 5
 
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|(?<=\.)(?=\s|$)")     # within a line: a line always ends one
 # A period that ends no sentence: a list item's number (「2. 你的 GPU…」) or an abbreviation
@@ -528,12 +528,20 @@ _PROSE_END = re.compile(r"[。！？!?]\s*$")
 _ITEM_SEPARATOR = re.compile(r"(?<=\s)\|(?=\s)|｜|•|·|\s-\s")
 
 
+_A_WORD = re.compile(r"[^\W_]")      # a letter, a digit or a Chinese character
+
+
+def has_words(text: str) -> bool:
+    """Whether the text holds a letter, a digit or a Chinese character (「？」, "..." and 「）。」 do not)."""
+    return bool(_A_WORD.search(text))
+
+
 def is_navigation(sentence: str, section: str = "") -> bool:
     """Link lists and navigation are not answers and may lead none: a bare URL, a row of short
     menu items, or a line without a sentence end under a link-list heading ("相關連結": its
     items are link titles; prose written under such a heading still counts)."""
     text = sentence.strip()
-    if not text:
+    if not has_words(text):      # marks alone (「）。」, "!"): 18 of the portal's pieces, quoted as answers
         return True
     last_heading = section.rsplit(" > ", 1)[-1]
     if _LINK_SECTION.search(last_heading) and not _SENTENCE_MARK.search(text):

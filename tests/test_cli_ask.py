@@ -62,9 +62,23 @@ def test_control_characters_in_a_question_are_removed(fixture_index):
     assert "https://example.org/speech#語音增強-speech-enhancement" in result.stdout
 
 
+def test_small_talk_gets_a_reply_in_kind_and_courtesy_does_not_change_the_answer(fixture_index):
+    result = _ask(fixture_index, "你好")
+    assert result.returncode == 0, result.stderr
+    assert "Deep Learning 101" in result.stdout and "Not found" not in result.stdout
+    assert "https://" not in result.stdout                              # nothing searched, nothing cited
+    reply = json.loads(_ask(fixture_index, "Thanks!", "--json").stdout)
+    assert reply["mode"] == "small_talk" and reply["answerable"] is False
+    assert reply["text"].startswith("不客氣") and reply["citations"] == reply["suggestions"] == []
+    # a greeting before a question is not searched: the same answer as the question alone
+    plain = _ask(fixture_index, "你們做語音去噪最後模型多大？").stdout
+    assert _ask(fixture_index, "你好，請問你們做語音去噪最後模型多大？謝謝！").stdout == plain
+
+
 @pytest.mark.parametrize("question, message", [
     ("", "the question is empty"),
     (" \t ", "the question is empty"),
+    ("？？", "the question has no words, only marks"),
     ("問" * 2001, "2001 characters long; the limit is 2000"),
 ])
 def test_bad_questions_are_refused_with_the_reason(fixture_index, question, message):

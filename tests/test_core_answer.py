@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from faq_bot.answer import build_answer, follow_up_context, passage_around, passage_snippet, text_fragment
+from faq_bot.answer import (Answer, build_answer, follow_up_context, passage_around, passage_snippet,
+                            previous_questions, searched_question, text_fragment)
 from faq_bot.chunk import Chunk
 from faq_bot.policy import Decision, ScoredSentence
 from faq_bot.retrieve import Hit, Query, SearchResult
@@ -68,6 +69,24 @@ def test_follow_up_context():
     assert follow_up_context("那 GRU 呢？", [{"role": "user", "content": "問題一"},
                                            {"role": "assistant", "content": "答"}]) == "問題一"
 
+
+
+def test_small_talk_is_no_earlier_question_and_courtesy_is_not_searched():
+    history = ["你好", "LSTM 裡面有哪幾個門？謝謝", {"role": "assistant", "content": "答"}, {"role": "user", "content": "thanks!"}]
+    assert previous_questions(history) == ["LSTM 裡面有哪幾個門？"]
+    # the follow-up leans on the question, not on the thanks after it
+    assert follow_up_context("那 GRU 呢？", history) == "LSTM 裡面有哪幾個門？"
+    assert searched_question("謝謝！那 GRU 呢？", history) == ("那 GRU 呢？", "LSTM 裡面有哪幾個門？")
+    assert searched_question("你好，請問深度學習要買哪一代以上的顯卡比較好？", history) == (
+        "深度學習要買哪一代以上的顯卡比較好？", None)
+
+
+def test_a_reply_to_small_talk_shows_its_text_and_nothing_else():
+    reply = Answer(question="你好", answerable=False, citations=[], mode="small_talk", text="你好！我是… *hi*")
+    assert reply.shown_text() == "" and reply.hits == []          # an abstention for eval; nothing searched
+    assert reply.to_text() == "你好！我是… *hi*"
+    assert reply.to_markdown() == "你好！我是… \\*hi\\*"          # escaped, and no "not covered" line
+    assert reply.to_dict()["mode"] == "small_talk" and reply.to_dict()["citations"] == []
 
 
 def test_a_follow_up_of_a_follow_up_is_searched_with_the_turn_that_names_the_topic():

@@ -73,6 +73,11 @@ def test_navigation_sentences():
     assert is_navigation("ASV-Subtools聲紋識別實戰", "聲紋識別 > 相關連結")
     assert not is_navigation("順道一提最後我們的模型大小是 9 MB。", "語音增強 > 相關連結")
     assert not is_navigation("百度是直接封鎖台灣的IP，所以你打不開是很正常的；", "聲紋識別 > 相關連結")   # a clause
+    # marks alone, left over where a line ends in two marks, are nothing to quote (「您好」 was
+    # answered with 「。」 and 「？」 with 「!」)
+    for marks in ("。", "）。", "!", "」", "；", " "):
+        assert is_navigation(marks), marks
+    assert not is_navigation("9 MB。") and not is_navigation("好。")
     assert not is_navigation("ASV-Subtools聲紋識別實戰", "聲紋識別")
     # a table of contents is navigation too
     assert is_navigation("🧠 MoE (混合專家模型) 📱 Small Language Models (小型語言模型)", "LLM > 文章目錄")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from faq_bot.textproc import (
     QUESTION_WORD_WEIGHTS, NameText, WordCutter,
-    adds_little, analyser_fingerprint, char_pairs, contains_term, has_cjk, is_latin, match_key, name_key, normalize,
+    adds_little, analyser_fingerprint, char_pairs, contains_term, has_cjk, has_words, is_latin, match_key, name_key, normalize,
     passage_pairs, repeats, split_sentences, word_cutter)
 
 
@@ -223,3 +223,9 @@ def test_reading_units_are_latin_words_and_cjk_characters():
     assert clip_reading("短句。", 60) == "短句。" and clip_reading("", 3) == ""
     assert reading_length("Pokémon café naïve") == 3 and clip_reading("anything", 0) == ""
     assert len(clip_reading("😀" * 20000, 60)) == 480                  # few units, still bounded
+
+
+def test_has_words_wants_a_letter_a_digit_or_a_chinese_character():
+    assert has_words("好") and has_words("a") and has_words("7") and has_words("？RAG")
+    for marks in ("", "？", "...", "!!!", "）。", "👋", "_", " \t"):
+        assert not has_words(marks), marks

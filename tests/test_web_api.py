@@ -53,6 +53,18 @@ def test_ask_abstains_with_suggestions(server):
     assert data["suggestions"] and "沒有回答" in data["answer_markdown"]
 
 
+def test_small_talk_is_answered_in_kind_and_a_greeting_in_the_history_is_passed_over(server):
+    status, _, data = ask(server, {"question": "hi!"})
+    assert status == 200 and data["answerable"] is False and data["mode"] == "small_talk"
+    assert "Deep Learning 101" in data["text"] and data["text"] in data["answer_markdown"].replace("\\", "")
+    assert "沒有回答" not in data["answer_markdown"] and data["suggestions"] == []
+    # the follow-up leans on the question before the thanks, as if the thanks were not there
+    alone = ask(server, {"question": "那它的 RTF 呢？", "history": ["語音去噪模型多大？"]})[2]
+    status, _, data = ask(server, {"question": "謝謝！那它的 RTF 呢？",
+                                   "history": ["你好", "語音去噪模型多大？", "謝謝", "？"]})
+    assert status == 200 and data["citations"] == alone["citations"]
+
+
 def test_follow_up_uses_the_previous_question(server):
     status, _, data = ask(server, {"question": "那它的 RTF 呢？", "history": ["語音去噪模型多大？"]})
     assert status == 200 and data["answerable"]
@@ -87,6 +99,7 @@ def test_follow_up_uses_the_previous_question(server):
     ({"question": "RAG", "history": [1, 2]}, 400, "history turn 1 must be an earlier question"),
     ({"question": "RAG", "history": [{"role": "user", "content": ["RAG"]}]}, 400, "history turn 1 must be"),
     ({"question": "RAG", "history": [None]}, 400, "history turn 1 must be"),
+    ({"question": "？！…"}, 400, "the question has no words, only marks"),
     ({"question": "那它呢？", "history": ["語" * 1900, "語" * 2001]}, 413, "history turn 2: the question is 2001"),
 ], ids=lambda v: (repr(v)[:40] + "…") if isinstance(v, (bytes, str, dict)) and len(repr(v)) > 40 else None)
 def test_bad_requests_get_4xx_with_a_clear_message(server, payload, status, message):

@@ -73,6 +73,18 @@ def test_widget_answers_with_a_citation_link(server, page, output_dir):
     assert host.locator(".panel").is_hidden()
 
 
+def test_widget_replies_to_a_greeting_in_kind_then_answers(server, page, output_dir):
+    page.goto(server.url + "/widget-demo")
+    host = _widget_ask(page, "你好")
+    reply = host.locator(".msg.a").last
+    assert "Deep Learning 101" in reply.inner_text()
+    assert "沒有回答" not in reply.inner_text() and reply.locator("a").count() == 0
+    assert reply.get_attribute("data-mode") == "small_talk"
+    host = _widget_ask(page, "謝謝！你們做語音去噪最後模型多大？")
+    assert "9 MB" in host.locator(".msg.a").last.inner_text()
+    page.screenshot(path=str(output_dir / "widget-small-talk.png"))
+
+
 def test_widget_fits_a_phone_screen(server, browser, output_dir):
     context = browser.new_context(viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
     pg = context.new_page()

@@ -35,7 +35,7 @@ def _emit(obj: dict) -> None:
 def _search(searcher: Searcher, question, history, k: int) -> dict:
     reply = answer(searcher, question, history, k=k)
     return {"question": question, "answerable": reply.answerable,
-            "hits": [h.to_dict() for h in reply.result.hits]}
+            "hits": [h.to_dict() for h in reply.hits]}
 
 
 def run_search(args: argparse.Namespace) -> int:

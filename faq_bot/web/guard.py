@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..retrieve import QuestionError, QuestionTooLong, check_question, unpaired_surrogate
+from ..textproc import has_words
 
 # The JSON API's body: a question (2,000 characters, at most 6 KB as UTF-8) and the last turns of
 # history; the widget sends its last 5 questions. 64 KB holds 10 full-length turns.
@@ -93,7 +94,7 @@ def parse_json(body: bytes) -> object:
 def check_history(history: object, max_chars: int) -> list[str]:
     """The earlier questions of a chat history: a list of questions (text), of {"role", "content"}
     messages or of [question, answer] pairs, its last MAX_HISTORY_TURNS turns. Each question is
-    checked as a question is (text, valid Unicode, at most `max_chars`; empty ones are skipped);
+    checked as a question is (text, valid Unicode, at most `max_chars`; empty ones and marks alone are skipped);
     a wrong type is a RequestError(400), a question over the limit a QuestionTooLong (413). Invalid
     Unicode anywhere in the history (the bot's turns, a pair's answer, older turns) is a
     QuestionError (400) too: no text encoding can write it, so the client sent something broken."""
@@ -113,7 +114,7 @@ def check_history(history: object, max_chars: int) -> list[str]:
         if not isinstance(item, str):
             raise RequestError(400, f"history turn {n} must be an earlier question (text), a "
                                     '{"role": "user", "content": "..."} message or a [question, answer] pair')
-        if not item.strip():
+        if not has_words(item):             # empty, or marks alone ("?"): nothing a question leans on
             continue
         try:
             questions.append(check_question(item, max_chars))

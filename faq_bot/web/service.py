@@ -14,7 +14,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
 
-from ..answer import Answer, answer, follow_up_context
+from ..answer import Answer, answer, searched_question
 from ..generate import Final, Token, Writer
 from ..retrieve import check_question
 from .feedback import FeedbackLog
@@ -120,7 +120,7 @@ class Asker:
         earlier = check_history(history, self.max_chars)
         searcher = self.live.get()
         build = searcher.index.build_dir
-        key = (question, follow_up_context(question, earlier))
+        key = (question, searched_question(question, earlier)[1])     # the earlier turns actually searched
         cached = self.cache.get(build, key)
         extractive = cached or answer(searcher, question, earlier)
         self.feedback.question(question, extractive.answerable, channel=channel)

@@ -100,7 +100,10 @@
     function showAnswer(data) {
       var box = el("div", { class: "msg a", "data-mode": data.mode || "extractive" });
       if (data.note) box.appendChild(el("p", { class: "note" }, data.note));
-      if (data.answerable) {
+      if (data.mode === "small_talk") {
+        // a greeting, thanks or "who are you": the bot's reply, nothing searched or cited
+        box.appendChild(el("p", {}, data.text));
+      } else if (data.answerable) {
         if (data.text) {
           // the written answer, then the passages it rests on
           box.appendChild(el("p", { class: "written" }, data.text));

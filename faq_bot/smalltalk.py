@@ -1,0 +1,215 @@
+"""Messages that are not questions about the portal, and the courtesy around those that are.
+
+A chat visitor says 「你好」, "thanks", "who are you?" or just "ok". Searched as questions, these were
+answered with whatever page happens to write the word: 「你好」, "hi" and "hello" quoted a code
+example that synthesises 你好 (probability 0.91-0.95, far above the threshold), "thanks" a talk's
+acknowledgements, 「好」 a heading 「好處:」, "test" a row of links. Such a message gets a reply in
+kind instead (what the bot is and how to ask), with no search and no citation; for eval it is an
+abstention. Only a message made wholly of such phrases is small talk: 「你好，請問 RAG 是什麼？」 is a
+question.
+
+The courtesy around a question is not part of what it asks. Left in, 「你好」 and "Hi" counted as a
+concept no passage holds (coverage 1.0 -> 0.33 for 「你好，請問 RAG 是什麼？」) and 「謝謝！」 as a noun no
+page writes, which refused 「謝謝！那 reranker 要用哪一個？」 though 「那 reranker 要用哪一個？」 is answered.
+`without_courtesy` takes greetings and thanks off a question's start and end before it is searched.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .textproc import normalize
+
+# The phrases, by what the visitor means; matched on the whole message (or a whole part of it
+# between punctuation), lower case, after `normalize` (so Simplified 谢谢 is 謝謝 here). Sentence
+# particles and repeated marks around them are ignored (「你好啊～」, "hi!!").
+_PHRASES: dict[str, tuple[str, ...]] = {
+    "greeting": ("你好", "您好", "妳好", "大家好", "你們好", "哈囉", "哈嘍", "哈羅", "嗨", "嘿", "早安", "午安",
+                 "晚安", "早", "早上好", "下午好", "晚上好", "你好嗎", "最近好嗎", "在嗎", "在不在",
+                 "hi", "hello", "hey", "hiya", "howdy", "yo", "greetings", "good morning", "good afternoon",
+                 "good evening", "hi there", "hello there", "hey there", "how are you", "how are you doing",
+                 "how's it going", "what's up", "sup"),
+    # a visitor trying the bot out: answered as a greeting, but no courtesy to take off a question
+    "test": ("測試", "測試一下", "測試測試", "test", "testing", "test test", "123"),
+    "thanks": ("謝謝", "謝謝你", "謝謝您", "謝啦", "感謝", "感謝你", "感謝您", "多謝", "非常感謝", "太感謝了", "辛苦了",
+               "thanks", "thank you", "thank you very much", "thank you so much", "thanks a lot",
+               "many thanks", "thx", "ty", "cheers"),
+    "farewell": ("再見", "掰掰", "拜拜", "掰", "下次見", "先這樣", "bye", "bye bye", "goodbye", "good bye",
+                 "see you", "see ya", "good night"),
+    "about": ("你是誰", "您是誰", "妳是誰", "你是什麼", "你是什麼東西", "你叫什麼", "你叫什麼名字", "你是機器人嗎",
+              "你能做什麼", "你可以做什麼", "你會做什麼", "你會什麼", "你能幹嘛", "你可以幹嘛", "怎麼用", "要怎麼用",
+              "如何使用", "使用說明", "幫助", "說明", "help", "who are you", "what are you", "what is this",
+              "what's this", "what can you do", "what do you do", "how do i use this", "how does this work",
+              "are you a bot", "are you a robot", "are you human"),
+    "acknowledgement": ("好", "好的", "好喔", "好吧", "嗯", "嗯嗯", "喔", "哦", "噢", "了解", "瞭解", "知道了", "收到",
+                        "明白", "懂了", "沒問題", "讚", "太棒了", "不錯", "ok", "okay", "k", "got it", "i see",
+                        "cool", "nice", "great", "awesome", "alright", "all right", "sure", "understood"),
+}
+_KIND_OF = {phrase: kind for kind, phrases in _PHRASES.items() for phrase in phrases}
+# When a message mixes kinds (「謝謝，再見」, "hi, who are you?"), the reply answers the one that
+# asks for most: what the bot is, then goodbye, thanks, hello, a plain "ok".
+_PRIORITY = ("about", "farewell", "thanks", "greeting", "test", "acknowledgement")
+
+REPLIES = {
+    "greeting": "你好！我是 Deep Learning 101 的問答助理：請問入口網站談到的主題（語音、NLP、CV、LLM、RAG…），"
+                "我會引用頁面的段落回答，並附上連結。Hello! Ask me about Deep Learning 101's pages; "
+                "I answer with quoted passages and links to them.",
+    "test": "收到！我是 Deep Learning 101 的問答助理：請問入口網站談到的主題，我會引用頁面的段落回答。"
+            "Ask me about Deep Learning 101's pages; I answer with quoted passages and links to them.",
+    "thanks": "不客氣！還有其他關於 Deep Learning 101 的問題嗎？ You're welcome: anything else about the portal?",
+    "farewell": "再見，歡迎隨時回來問！ Goodbye, come back any time.",
+    "about": "我是 Deep Learning 101 的問答助理：只根據入口網站的頁面回答，每個回答都引用頁面的段落，附上該頁該節的連結；"
+             "頁面沒寫的，我會直說。例如：「語音去噪模型多大？」 I answer from Deep Learning 101's pages only, "
+             "quoting them with links to the exact section, and I say so when no page answers. "
+             "Try: \"How big is the speech denoising model?\"",
+    "acknowledgement": "好的！還有其他問題嗎？ OK: anything else you would like to ask?",
+}
+
+# Between parts of a message: punctuation, emoji and other symbols (and spaces, around them).
+_PARTS = re.compile(r"\s*(?:[,，、.。!！?？~～:：;；…\-—\"“”「」()（）\[\]]|[^\w\s'])+\s*")
+# Sentence particles that end a Chinese phrase without changing it (「你好啊」, 「謝謝囉」, 「好喔喔」).
+_PARTICLES = re.compile(r"[啊阿呀吧呢啦囉喔哦嘛唷欸耶哈]+$")
+# English: "hiii", "helloooo", "thanksss", "goood" are the same word.
+_STRETCHED = re.compile(r"([a-z])\1{2,}")
+
+
+@dataclass(frozen=True)
+class SmallTalk:
+    """A message that is small talk: what kind, and the reply the bot gives."""
+
+    kind: str
+    reply: str
+
+
+def _phrase_kind(part: str) -> str | None:
+    """The kind of one part of a message, or None when it is not a social phrase."""
+    part = " ".join(part.lower().split())
+    for candidate in dict.fromkeys((part, _STRETCHED.sub(r"\1", part), _STRETCHED.sub(r"\1\1", part),
+                                    _PARTICLES.sub("", part))):
+        kind = _KIND_OF.get(candidate)
+        if kind:
+            return kind
+        words = candidate.split()       # "hi faq-bot", "thanks bot": a greeting that names the bot
+        if len(words) > 1 and words[-1] in ("bot", "faq-bot", "faqbot", "機器人", "小幫手", "助理", "everyone", "all"):
+            kind = _KIND_OF.get(" ".join(words[:-1]))
+            if kind:
+                return kind
+    return None
+
+
+def _parts(text: str) -> list[str]:
+    return [p for p in _PARTS.split(normalize(text)) if p.strip()]
+
+
+def small_talk(message: str) -> SmallTalk | None:
+    """The reply to a message made only of social phrases (`_PHRASES`), or None for a question.
+    A message of marks alone ("???") is no small talk: `retrieve.check_question` refuses it."""
+    parts = _parts(message)
+    if not parts:
+        return None
+    kinds = set()
+    for part in parts:
+        kind = _phrase_kind(part)
+        if kind is not None:
+            kinds.add(kind)
+            continue
+        words = part.split()         # 「你好 謝謝」: phrases apart by spaces only
+        word_kinds = [_phrase_kind(w) for w in words] if len(words) > 1 else [None]
+        if None in word_kinds:
+            return None
+        kinds.update(word_kinds)
+    kind = next(k for k in _PRIORITY if k in kinds)
+    return SmallTalk(kind, REPLIES[kind])
+
+
+# The courtesy a question may open or close with: greetings and thanks, and 請問 / "please" that
+# only introduce it. Not "ok" or 好 (「好的模型要怎麼選」), nor what the bot is.
+_COURTESY_KINDS = ("greeting", "thanks")
+_OPENERS = ("請問", "想請問", "想問", "請教", "不好意思", "打擾了", "打擾一下", "please", "excuse me", "sorry")
+# Chinese courtesy that opens a question with no mark after it: 「你好請問 RAG 是什麼」.
+_CJK_OPENING = re.compile(r"^(?:你好|您好|哈囉|嗨|不好意思|請問|想請問)+")
+_CJK_CLOSING = re.compile(r"(?:謝謝(?:你|您)?|感謝(?:你|您)?)$")
+# the units a message's edges are read in: an English word, or a run of other word characters
+_UNIT = re.compile(r"[A-Za-z][A-Za-z']*|[^\W\d_A-Za-z]+|\d+")
+_ENGLISH = re.compile(r"[A-Za-z][A-Za-z']*")
+_JOINED = re.compile(r"[-_/]")        # a word's part, not a word: Hi-Fi, hi_res
+_TRAILING_MARKS = re.compile(r"[\s,，、:：;；~～-]+$")
+MAX_PHRASE_WORDS = 4        # "thank you very much"
+
+
+def _courtesy(part: str) -> bool:
+    lowered = normalize(part).strip().lower()          # Simplified 谢谢 / 请问 too
+    return _phrase_kind(lowered) in _COURTESY_KINDS or lowered in _OPENERS
+
+
+def _traditional(run: str) -> str:
+    """A run of Chinese characters in Traditional form, character for character (else as it is)."""
+    converted = normalize(run)
+    return converted if len(converted) == len(run) else run
+
+
+def _has_content(text: str) -> bool:
+    return bool(_UNIT.search(text))
+
+
+def _opening_cut(text: str) -> int:
+    """Where the question starts after one courtesy phrase at its start (0: none there)."""
+    units = list(_UNIT.finditer(text))
+    if not units:
+        return 0
+    first = units[0]
+    if _ENGLISH.fullmatch(first.group()):
+        # the longest run of English words, apart by spaces only, that is one courtesy phrase
+        n = 1
+        while n < min(MAX_PHRASE_WORDS, len(units)) and text[units[n - 1].end():units[n].start()].isspace() \
+                and _ENGLISH.fullmatch(units[n].group()):
+            n += 1
+        for size in range(n, 0, -1):
+            end = units[size - 1].end()
+            if _courtesy(" ".join(u.group() for u in units[:size])) and not _JOINED.match(text, end):
+                return end
+        return 0
+    if _courtesy(first.group()):
+        return first.end()
+    m = _CJK_OPENING.match(_traditional(first.group()))
+    return first.start() + m.end() if m else 0
+
+
+def _closing_cut(text: str) -> int:
+    """Where the question ends before one courtesy phrase at its end (len(text): none there)."""
+    units = list(_UNIT.finditer(text))
+    if not units:
+        return len(text)
+    last = units[-1]
+    if _ENGLISH.fullmatch(last.group()):
+        n = 1
+        while n < min(MAX_PHRASE_WORDS, len(units)) and text[units[-n - 1].end():units[-n].start()].isspace() \
+                and _ENGLISH.fullmatch(units[-n - 1].group()):
+            n += 1
+        for size in range(n, 0, -1):
+            start = units[-size].start()
+            if _courtesy(" ".join(u.group() for u in units[-size:])) and not _JOINED.match(text[start - 1:start]):
+                return start
+        return len(text)
+    if _courtesy(last.group()):
+        return last.start()
+    m = _CJK_CLOSING.search(_traditional(last.group()))
+    return last.start() + m.start() if m and m.start() > 0 else len(text)
+
+
+def without_courtesy(question: str) -> str:
+    """The question without the greetings and thanks it opens or closes with (「你好，請問 RAG 是
+    什麼？」 -> 「RAG 是什麼？」, "Hi, what is RAG?" -> "what is RAG?", 「…怎麼設？謝謝！」 ->
+    「…怎麼設？」). Unchanged when nothing else would be left."""
+    text = question.strip()
+    asks = re.search(r"[?？]\s*$", text)
+    while (cut := _opening_cut(text)) and _has_content(text[cut:]):
+        text = _PARTS.sub("", text[cut:], count=1) if _PARTS.match(text[cut:]) else text[cut:]
+        text = text.lstrip()
+    while (cut := _closing_cut(text)) < len(text) and _has_content(text[:cut]):
+        text = _TRAILING_MARKS.sub("", text[:cut])
+    if text == question.strip():
+        return question                                   # as given, spaces and all
+    if asks and not re.search(r"[?？]\s*$", text):        # "What is RAG, please?" keeps its mark
+        text += asks.group().strip()
+    return text
