@@ -38,7 +38,8 @@ from faq_bot.config import load_config, with_overrides  # noqa: E402
 from faq_bot.eval import load_items  # noqa: E402
 from faq_bot.policy import (  # noqa: E402
     CALIBRATION_DIR, FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES, Calibration, Decision, LogisticModel,
-    calibration_name, ScoredSentence, decision_features, passage_values, quotes_for, rank_sentences, read_sentences)
+    calibration_name, ScoredSentence, decision_features, passage_values, quotes_for, rank_sentences, read_sentences,
+    ruled_out)
 from faq_bot.retrieve import Searcher  # noqa: E402
 from faq_bot.textproc import eval_key  # noqa: E402
 
@@ -211,7 +212,7 @@ def main() -> int:
         out = {}
         for i, (has, _, features) in replies(calibration.sentence, calibration.quote, calibration.passage, idx).items():
             answered = (calibration.probability(features) >= calibration.threshold(results[i].query.latin)
-                        and not results[i].query.missing_names and bool(results[i].hits))
+                        and ruled_out(results[i], features) is None)
             out[i] = (answered, answered and has)
         return out
 

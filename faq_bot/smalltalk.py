@@ -43,7 +43,8 @@ _PHRASES: dict[str, tuple[str, ...]] = {
               "are you a bot", "are you a robot", "are you human"),
     "acknowledgement": ("好", "好的", "好喔", "好吧", "嗯", "嗯嗯", "喔", "哦", "噢", "了解", "瞭解", "知道了", "收到",
                         "明白", "懂了", "沒問題", "讚", "太棒了", "不錯", "ok", "okay", "k", "got it", "i see",
-                        "cool", "nice", "great", "awesome", "alright", "all right", "sure", "understood"),
+                        "cool", "nice", "great", "awesome", "alright", "all right", "sure", "understood",
+                        "哈哈", "呵呵", "嘻嘻", "haha", "hehe", "lol", "lmao"),
 }
 _KIND_OF = {phrase: kind for kind, phrases in _PHRASES.items() for phrase in phrases}
 # When a message mixes kinds (「謝謝，再見」, "hi, who are you?"), the reply answers the one that
@@ -69,8 +70,8 @@ REPLIES = {
 _PARTS = re.compile(r"\s*(?:[,，、.。!！?？~～:：;；…\-—\"“”「」()（）\[\]]|[^\w\s'])+\s*")
 # Sentence particles that end a Chinese phrase without changing it (「你好啊」, 「謝謝囉」, 「好喔喔」).
 _PARTICLES = re.compile(r"[啊阿呀吧呢啦囉喔哦嘛唷欸耶哈]+$")
-# English: "hiii", "helloooo", "thanksss", "goood" are the same word.
-_STRETCHED = re.compile(r"([a-z])\1{2,}")
+# "hiii", "helloooo", "thanksss", "goood", 「哈哈哈哈」 are the same word.
+_STRETCHED = re.compile(r"([^\W\d_])\1{2,}")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,18 @@ def test_mined_pairs_leave_out_examples_and_the_tail_of_a_joined_phrase():
     assert pairs["tts"] == ["語音合成"] and pairs["real-time"] == ["即時"]       # 即時 is a word, not "namely"
 
 
+def test_a_one_word_term_is_not_a_dictionary_word_of_another_sense():
+    """The end of 語音處理 (Speech) is 處理, which the dictionary knows as "process", never as
+    "speech": the compound names it. A word the dictionary gives for the English stays alone."""
+    pairs = mine_term_pairs([
+        "語音處理 (Speech) 的資源。", "擴散模型 (Diffusion) 的原理。", "注意力機制 (Attention) 的計算。",
+        "準備資料集 (Dataset) 的方法。", "圖像的特徵 (Feature) 的抽取。", "我們的基線 (Baseline) 很弱。",
+    ], word_cutter().words)
+    assert pairs["speech"] == ["語音處理"] and pairs["diffusion"] == ["擴散模型"]
+    assert pairs["attention"] == ["注意力機制"]
+    assert pairs["dataset"] == ["資料集"] and pairs["feature"] == ["特徵"] and pairs["baseline"] == ["基線"]
+
+
 def test_english_key_and_word_forms():
     assert english_key("RAG's  Pipeline-") == "rag pipeline"
     assert "model" in word_forms("models")

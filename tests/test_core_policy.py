@@ -193,6 +193,15 @@ def test_missing_names_and_low_probability_abstain():
     assert not decide(result([], concepts), ALWAYS).answerable
 
 
+def test_a_question_none_of_whose_words_the_best_passages_hold_is_refused_however_close():
+    hits = [hit("這是一個較為嚴格的指標。", 0.95), hit("A: 不能。", 0.94)]
+    refused = decide(result(hits, [concept("天氣"), concept("明天")]), ALWAYS)
+    assert not refused.answerable and refused.reason == "none of the best passages holds any of the question's words"
+    assert not decide(result(hits, []), ALWAYS).answerable            # nothing to look for (「為什麼」)
+    # one of its words held is enough for the decision model to answer
+    assert decide(result(hits, [concept("天氣"), concept("指標")]), ALWAYS).answerable
+
+
 def test_a_pages_question_passes_its_score_to_the_answer_after_it():
     concepts = [concept("配分函數", 1.0), concept("無向圖", 1.0)]
     h = hit("Q: 為什麼無向圖需要配分函數？ A: 因為勢函數的乘積不是機率分佈，要除以總和才能歸一化。"

@@ -17,6 +17,7 @@ from faq_bot.smalltalk import REPLIES, small_talk, without_courtesy
     ("你是誰？", "about"), ("Who are you?", "about"), ("What can you do?", "about"), ("hi, who are you?", "about"),
     ("怎麼用", "about"),
     ("ok", "acknowledgement"), ("好的", "acknowledgement"), ("好", "acknowledgement"),
+    ("哈哈哈哈", "acknowledgement"), ("lol", "acknowledgement"),
     ("測試", "test"), ("test", "test"),
 ])
 def test_a_message_of_social_phrases_only_is_small_talk_of_its_kind(message, kind):
