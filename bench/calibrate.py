@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from faq_bot.answer import build_answer, searched_question  # noqa: E402
+from faq_bot.answer import build_answer, points_back, searched_question  # noqa: E402
 from faq_bot.calibrate import (  # noqa: E402
     choose_threshold, fit_conditional_logistic, fit_logistic, standardise, stratified_folds)
 from faq_bot.config import load_config, with_overrides  # noqa: E402
@@ -41,7 +41,8 @@ from faq_bot.policy import (  # noqa: E402
     calibration_name, ScoredSentence, decision_features, passage_values, quotes_for, rank_sentences, read_sentences,
     ruled_out)
 from faq_bot.retrieve import Searcher  # noqa: E402
-from faq_bot.textproc import eval_key  # noqa: E402
+from faq_bot.smalltalk import SMALL_TALK_MARGIN, SMALL_TALK_MAX_UNITS, only_small_talk_words  # noqa: E402
+from faq_bot.textproc import eval_key, reading_length  # noqa: E402
 
 # L2 penalties: the decision model has ~220 labelled questions, the sentence models ~9,000 sentences.
 # (Decision L2 3 / 10 / 30 on the four files, bound 0.02, 4 fold draws: abstention 0.885 / 0.905 / 0.885.
@@ -155,6 +156,14 @@ def main() -> int:
     print(f"searched {len(items)} questions in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     y = np.array([int(item.answerable) for item in items])
     evidence = [eval_key(item.evidence) if item.answerable else "" for item in items]
+    # how close each question is to small talk (smalltalk.SmallTalkReader), short questions only: none
+    # of the labelled questions is small talk, so the threshold is set just above the closest of them
+    closeness = [searcher.small_talk.nearest(r.question_vector)[1]
+                 if (r.question_vector is not None and reading_length(text) <= SMALL_TALK_MAX_UNITS
+                     and not points_back(text)) else -1.0
+                 for r, (text, _) in zip(results, searched)]
+    # ... and which of them answer() may take for small talk at all (their key words are small talk's)
+    talk_words = [only_small_talk_words([c.text for c in r.query.concepts if not c.earlier]) for r in results]
     read = [read_sentences(result) for result in results]
     sentence_x = [np.array([[s.values()[f] for f in SENTENCE_FEATURES] for s in sents]).reshape(-1, len(SENTENCE_FEATURES))
                   for sents in read]
@@ -205,14 +214,16 @@ def main() -> int:
             # a language with questions of one class only (or none) cannot place its own threshold
             thresholds[language] = (choose_threshold([p[j] for j in group], labels, args.max_false_abstention)
                                     if len(set(labels.tolist())) == 2 else pooled)
+        small_talk = max(closeness[i] for i in train) + SMALL_TALK_MARGIN
         return Calibration(model="", sentence=sentence_model, decision=decision, thresholds=thresholds,
-                           quote=quote_model, passage=passage_model)
+                           quote=quote_model, passage=passage_model, small_talk=small_talk)
 
     def predict(calibration: Calibration, idx: list[int]) -> dict[int, tuple[bool, bool]]:
         out = {}
         for i, (has, _, features) in replies(calibration.sentence, calibration.quote, calibration.passage, idx).items():
             answered = (calibration.probability(features) >= calibration.threshold(results[i].query.latin)
-                        and ruled_out(results[i], features) is None)
+                        and ruled_out(results[i], features) is None
+                        and not (talk_words[i] and closeness[i] >= calibration.small_talk))
             out[i] = (answered, answered and has)
         return out
 
@@ -265,7 +276,9 @@ def main() -> int:
             " / ".join(f"{f['all'][m]:.3f}" for m in ("answer@evidence", "false_abstention", "abstention"))
             for f in per_draw) + "  (answer@evidence / false abstention / abstention)")
     print("\nfit on all: thresholds "
-          + ", ".join(f"{k} {v:.3f}" for k, v in full.thresholds.items()))
+          + ", ".join(f"{k} {v:.3f}" for k, v in full.thresholds.items())
+          + f"; small talk at cosine {full.small_talk:.3f} (the closest question {max(closeness):.3f}: "
+          + f"{items[int(np.argmax(closeness))].question[:40]})")
     for title, model in (("sentence model", full.sentence), ("quote model", full.quote),
                          ("passage model", full.passage), ("decision model", full.decision)):
         if model is None:
@@ -284,7 +297,7 @@ def main() -> int:
         manifest = searcher.index.manifest
         calibration = Calibration(
             model=f"{manifest.backend}:{manifest.model}", sentence=full.sentence, decision=full.decision,
-            thresholds=full.thresholds, quote=full.quote, passage=full.passage,
+            thresholds=full.thresholds, quote=full.quote, passage=full.passage, small_talk=full.small_talk,
             notes={"fitted_on": ", ".join(f"{name} ({sources.count(name)})" for name in dict.fromkeys(sources))
                    + f": {len(items)} questions",
                    "fitted_at": time.strftime("%Y-%m-%d"), "folds": args.folds, "fold_draws": args.draws,

@@ -404,5 +404,13 @@ def answer(searcher: Searcher, question: str, history: Iterable | None = None, k
     searched, context = searched_question(text, history)
     result = searcher.search(searched, k=k, context=context)
     manifest = searcher.index.manifest
-    decision = decide(result, load_calibration(manifest.backend, manifest.model))
+    calibration = load_calibration(manifest.backend, manifest.model)
+    # small talk in other words (「你是机器人还是真人？」); not a follow-up that points back in words,
+    # which may be as short and vague (「那它的缺點呢？」)
+    own_words = [c.text for c in result.query.concepts if not c.earlier]
+    talk = None if points_back(searched) else searcher.small_talk.read(searched, result.question_vector,
+                                                                        calibration.small_talk, own_words)
+    if talk is not None:
+        return Answer(question=text, answerable=False, citations=[], mode=SMALL_TALK, text=talk.reply)
+    decision = decide(result, calibration)
     return build_answer(text, result, decision)

@@ -91,6 +91,9 @@ class Calibration:
     thresholds: dict[str, float]          # answer when P(answerable) >= thresholds[language of the question]
     quote: LogisticModel | None = None    # ranks one question's sentences for quoting (None: `sentence` does)
     passage: LogisticModel | None = None  # ranks the candidate passages to quote (None: retrieval's order)
+    # a short message whose vector is at least this close to a small-talk phrase's is small talk
+    # (smalltalk.SmallTalkReader); None: by its phrases alone (also for another model's calibration)
+    small_talk: float | None = None
     fallback: bool = False                # fitted for another model: refit for this one
     notes: dict = field(default_factory=dict)
 
@@ -119,6 +122,8 @@ def calibration_from_dict(data: dict, fallback: bool = False) -> Calibration:
                        quote=LogisticModel.from_dict(data["quote"], SENTENCE_FEATURES) if data.get("quote") else None,
                        passage=(LogisticModel.from_dict(data["passage"], PASSAGE_FEATURES)
                                 if data.get("passage") else None),
+                       small_talk=(float(data["small_talk"]) if data.get("small_talk") is not None and not fallback
+                                   else None),
                        fallback=fallback, notes=data.get("notes", {}))
 
 

@@ -20,6 +20,7 @@ from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
 from .index import IndexLoadError, LoadedIndex, load_index
+from .smalltalk import SmallTalkReader
 from .textproc import (STOPWORDS, NameText, adds_little, clean_text, clip_reading, has_cjk, has_words, is_latin,
                        match_key, name_key, normalize, passage_pairs, sentence_key, split_sentences, word_cutter)
 
@@ -117,6 +118,8 @@ class SearchResult:
     dense_background: float = 0.0   # cosine with the mean of all chunk vectors: the question's level on this corpus
     bm25_top: float = 0.0
     agreement: float = 0.0       # 1 / BM25 rank of the best dense chunk (0: BM25 did not find it)
+    # the question's own vector (a follow-up's without its earlier turns), for smalltalk.SmallTalkReader
+    question_vector: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         return {"question": self.question, "hits": [h.to_dict() for h in self.hits]}
@@ -285,6 +288,7 @@ class Searcher:
         self.settings = settings
         self.cutter = word_cutter()
         self.bridge = load_bridge(index.term_pairs, use_dictionary=use_dictionary)
+        self.small_talk = SmallTalkReader(embedder.embed_queries)     # its phrases embedded at first use
         self._names = NameText(c.embed_text() for c in index.chunks)
         vocab = index.bm25.vocab_dict
         self._vocab = vocab
@@ -634,6 +638,7 @@ class Searcher:
         n = max(self.settings.candidates, k)
         if query is own:
             vector = self.embedder.embed_queries([dense_text(query)])
+            alone = vector[0]
         else:                    # a follow-up: its turns together, leaning towards the question itself
             joined, alone = self.embedder.embed_queries([dense_text(query), dense_text(own)])
             blend = joined + OWN_QUESTION_WEIGHT * alone
@@ -663,7 +668,8 @@ class Searcher:
             dense_top=dense[0][1] if dense else 0.0,
             dense_background=float(vector[0] @ self._centroid),
             bm25_top=bm25[0][1] if bm25 else 0.0,
-            agreement=1.0 / top_dense_bm25_rank if top_dense_bm25_rank else 0.0)
+            agreement=1.0 / top_dense_bm25_rank if top_dense_bm25_rank else 0.0,
+            question_vector=alone)
 
 
 

@@ -318,6 +318,9 @@ def test_calibration_round_trip_and_fallback():
     assert shipped.quote is not None and shipped.quote != shipped.sentence and shipped.passage is not None
     other = load_calibration("sentence-transformers", "some/unfitted-model")
     assert other.fallback and other.decision == shipped.decision
+    # the small-talk closeness is a cosine of the shipped model: another model reads phrases only
+    assert 0.8 < shipped.small_talk < 1 and other.small_talk is None
+    assert calibration_from_dict({**data, "small_talk": 0.9}).small_talk == 0.9
 
 
 def test_sentence_signals():

@@ -2,9 +2,11 @@
 question before it is searched."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from faq_bot.smalltalk import REPLIES, small_talk, without_courtesy
+from faq_bot.smalltalk import (SMALL_TALK_MAX_UNITS, REPLIES, SmallTalkReader, only_small_talk_words, small_talk,
+                               without_courtesy)
 
 
 @pytest.mark.parametrize("message, kind", [
@@ -51,6 +53,9 @@ def test_a_question_or_a_message_without_words_is_no_small_talk(message):
     ("What is RAG? Thanks!", "What is RAG?"),
     ("What is RAG, please?", "What is RAG?"),          # the question keeps its mark
     ("Hey! What's LoRA's rank?", "What's LoRA's rank?"),
+    ("哈囉 想問「黑執事」那場是誰分享的？thx", "「黑執事」那場是誰分享的？"),      # its opening quote kept
+    ("Hey, sorry to bother you - who came up with CLIPSeg? Thanks!", "who came up with CLIPSeg?"),
+    ("您好，想问下代理人 AI 具体指的是什么呀？麻烦了", "代理人 AI 具体指的是什么呀？"),
 ])
 def test_greetings_and_thanks_around_a_question_are_taken_off(question, searched):
     assert without_courtesy(question) == searched
@@ -63,3 +68,39 @@ def test_greetings_and_thanks_around_a_question_are_taken_off(question, searched
 def test_what_is_not_courtesy_or_would_leave_nothing_stays(question):
     # 好 / ok and test words open questions too; a message of courtesy alone is small talk's to answer
     assert without_courtesy(question) == question
+
+
+class FakeEmbedder:
+    """Vectors by a message's first character class: 你/hi-like texts point one way, questions another."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        return np.array([[1.0, 0.0] if t in ("你好", "hi", "謝謝") else [0.0, 1.0] for t in texts], dtype=np.float32)
+
+
+def test_small_talk_by_meaning_is_the_nearest_phrases_kind_above_the_threshold_for_short_messages():
+    embed = FakeEmbedder()
+    reader = SmallTalkReader(embed)
+    kind, score = reader.nearest(np.array([1.0, 0.0]))
+    assert kind in ("greeting", "thanks") and score == pytest.approx(1.0)
+    assert embed.calls == 1                       # the phrases are embedded once, at first use
+    reader.nearest(np.array([0.6, 0.8]))
+    assert embed.calls == 1
+    close, far = np.array([0.95, np.sqrt(1 - 0.95 ** 2)]), np.array([0.5, np.sqrt(0.75)])
+    assert reader.read("你是機器人還是真人", close, threshold=0.9).kind in ("greeting", "thanks")
+    assert reader.read("你是機器人還是真人", far, threshold=0.9) is None
+    assert reader.read("語" * (SMALL_TALK_MAX_UNITS + 1), close, threshold=0.9) is None     # too long to be small talk
+    assert reader.read("你好呀", close, threshold=None) is None          # no calibration for this model
+    assert reader.read("你好呀", None, threshold=0.9) is None
+
+
+def test_a_message_that_names_something_is_no_small_talk_by_meaning():
+    assert only_small_talk_words(["機器人", "真人"]) and only_small_talk_words(["talking"]) and only_small_talk_words([])
+    assert not only_small_talk_words(["gan"]) and not only_small_talk_words(["膠囊", "網路"])
+    reader = SmallTalkReader(FakeEmbedder())
+    close = np.array([1.0, 0.0])
+    assert reader.read("GAN 可以做什麼", close, threshold=0.9, words=["gan"]) is None
+    assert reader.read("你是機器人還是真人", close, threshold=0.9, words=["機器人", "真人"]) is not None
