@@ -184,7 +184,8 @@ def only_small_talk_words(words: Sequence[str]) -> bool:
     """Whether every key word of a message is one small-talk phrases use: small talk names nothing
     of its own. 「GAN 可以做什麼」 and 「膠囊網路怎麼用」 read as close to 「你可以做什麼」 and 「怎麼用」
     (0.91-0.93) as real small talk does, but GAN and 膠囊網路 are what they ask about."""
-    return all(w.lower() in _PHRASE_TEXT for w in words)
+    return all(any(form in _PHRASE_TEXT for form in (w, _STRETCHED.sub(r"\1\1", w), _STRETCHED.sub(r"\1", w)))
+               for w in (w.lower() for w in words))      # 「哈哈哈哈」 as 「哈哈」
 
 
 # The courtesy a question may open or close with: greetings and thanks, and 請問 / "please" that

@@ -366,6 +366,11 @@ class WordCutter:
             return [w for w in words if not w.isascii() and tags.get(w, "x").startswith("n")]
         return [w for w, flag in tagger.cut(text) if flag.startswith("n") and not w.isascii()]
 
+    def time_words(self, text: str) -> list[str]:
+        """The words of a text the dictionary tags as time words (jieba's t: 明天, 今晚, 早上, 週末)."""
+        tags = self._tagger().word_tag_tab
+        return [w for w in self.words(normalize(text)) if tags.get(w) == "t"]
+
     def known(self, word: str) -> bool:
         """Whether the dictionary has the word (rather than jieba's HMM making it up)."""
         return self._jieba.FREQ.get(word) is not None

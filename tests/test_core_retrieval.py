@@ -242,6 +242,12 @@ def test_an_unknown_noun_is_one_no_page_writes_even_inside_a_longer_word(searche
     assert name_key(across) in name_key(text) and not searcher._unknown_noun(across)
 
 
+def test_a_time_word_no_page_writes_is_unknown_as_a_noun_is(searcher):
+    assert "明天" in searcher.analyse("台北明天會下雨嗎？").unknown_nouns
+    assert "今晚" in searcher.analyse("今晚的比賽幾點開打？").unknown_nouns
+    assert searcher.analyse("語音去噪模型多大？").unknown_nouns == []
+
+
 def test_an_english_word_the_dictionary_knows_but_no_page_covers_is_kept_as_unknown(searcher):
     """passport -> 護照, which no page writes: a concept no passage holds, and an unknown term, as 護照
     is in a Chinese question; a word no dictionary knows, or a contraction, says nothing."""

@@ -100,6 +100,7 @@ def test_small_talk_by_meaning_is_the_nearest_phrases_kind_above_the_threshold_f
 def test_a_message_that_names_something_is_no_small_talk_by_meaning():
     assert only_small_talk_words(["機器人", "真人"]) and only_small_talk_words(["talking"]) and only_small_talk_words([])
     assert not only_small_talk_words(["gan"]) and not only_small_talk_words(["膠囊", "網路"])
+    assert only_small_talk_words(["哈哈哈哈", "笑", "死", "你好", "可愛"])       # stretched as typed
     reader = SmallTalkReader(FakeEmbedder())
     close = np.array([1.0, 0.0])
     assert reader.read("GAN 可以做什麼", close, threshold=0.9, words=["gan"]) is None

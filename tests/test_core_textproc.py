@@ -229,3 +229,9 @@ def test_has_words_wants_a_letter_a_digit_or_a_chinese_character():
     assert has_words("好") and has_words("a") and has_words("7") and has_words("？RAG")
     for marks in ("", "？", "...", "!!!", "）。", "👋", "_", " \t"):
         assert not has_words(marks), marks
+
+
+def test_time_words_are_the_dictionarys_t_words():
+    cutter = word_cutter()
+    assert cutter.time_words("台北明天會下雨嗎？") == ["明天"]
+    assert cutter.time_words("语音去噪模型多大") == []
