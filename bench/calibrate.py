@@ -12,6 +12,8 @@ each of K folds (stratified by kind), on the other folds only:
   2. the decision model: a logistic regression over policy.FEATURES (answerable vs oos/oos-near);
   3. a threshold per language (English / Chinese questions) that keeps false abstention at most
      --max-false-abstention on those folds, refusing as many unanswerable questions as possible;
+  4. the small-talk threshold (smalltalk.SmallTalkReader): SMALL_TALK_MARGIN above the nearest of
+     the short answerable questions that stand alone to a small-talk phrase;
 and the held-out fold is scored with what was fitted without it. The report gives the held-out
 figures (pooled over folds) by kind and by question file, beside the fit on all questions. --write
 stores the fit on all questions, with the held-out figures in its notes.
@@ -40,8 +42,8 @@ from faq_bot.policy import (  # noqa: E402
     CALIBRATION_DIR, FEATURES, PASSAGE_FEATURES, SENTENCE_FEATURES, Calibration, Decision, LogisticModel,
     calibration_name, ScoredSentence, decision_features, passage_values, quotes_for, rank_sentences, read_sentences,
     ruled_out)
-from faq_bot.retrieve import Searcher  # noqa: E402
-from faq_bot.smalltalk import SMALL_TALK_MARGIN, SMALL_TALK_MAX_UNITS, only_small_talk_words  # noqa: E402
+from faq_bot.retrieve import Searcher, check_question  # noqa: E402
+from faq_bot.smalltalk import SMALL_TALK_MARGIN, SMALL_TALK_MAX_UNITS, small_talk  # noqa: E402
 from faq_bot.textproc import eval_key, reading_length  # noqa: E402
 
 # L2 penalties: the decision model has ~220 labelled questions, the sentence models ~9,000 sentences.
@@ -151,19 +153,26 @@ def main() -> int:
         items += loaded
         sources += [Path(path).name] * len(loaded)
     started = time.perf_counter()
-    searched = [searched_question(item.question, list(item.history)) for item in items]   # as answer() searches
+    # as answer() searches: the checked question without its courtesy, with the turns it leans on
+    searched = [searched_question(check_question(item.question, 10 ** 6), list(item.history)) for item in items]
     results = [searcher.search(text, k=10, context=context) for text, context in searched]
     print(f"searched {len(items)} questions in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     y = np.array([int(item.answerable) for item in items])
     evidence = [eval_key(item.evidence) if item.answerable else "" for item in items]
-    # how close each question is to small talk (smalltalk.SmallTalkReader), short questions only: none
-    # of the labelled questions is small talk, so the threshold is set just above the closest of them
-    closeness = [searcher.small_talk.nearest(r.question_vector)[1]
-                 if (r.question_vector is not None and reading_length(text) <= SMALL_TALK_MAX_UNITS
-                     and not points_back(text)) else -1.0
-                 for r, (text, _) in zip(results, searched)]
-    # ... and which of them answer() may take for small talk at all (their key words are small talk's)
-    talk_words = [only_small_talk_words([c.text for c in r.query.concepts if not c.earlier]) for r in results]
+    # small talk as answer() reads it: by its phrases (a question file may hold some: they are refused),
+    # else by meaning, for a message that stands alone and may be small talk at all
+    # (`SmallTalkReader.closeness`); the threshold is set just above the closest answerable question
+    by_phrase = [small_talk(item.question, in_conversation=context is not None) is not None
+                 for item, (_, context) in zip(items, searched)]
+    closeness, nearness = [], []
+    for r, (text, context), phrase in zip(results, searched, by_phrase):
+        near = None if phrase or context is not None else searcher.small_talk.closeness(text, r, points_back(text))
+        closeness.append(near[1] if near else None)
+        # how near it is to small talk whether or not it may be small talk by meaning: no answerable
+        # question passes that gate (each names something), so the threshold is fitted on this
+        short = (not phrase and context is None and r.question_vector is not None and not points_back(text)
+                 and reading_length(text) <= SMALL_TALK_MAX_UNITS)
+        nearness.append(searcher.small_talk.nearest(r.question_vector)[1] if short else None)
     read = [read_sentences(result) for result in results]
     sentence_x = [np.array([[s.values()[f] for f in SENTENCE_FEATURES] for s in sents]).reshape(-1, len(SENTENCE_FEATURES))
                   for sents in read]
@@ -214,7 +223,9 @@ def main() -> int:
             # a language with questions of one class only (or none) cannot place its own threshold
             thresholds[language] = (choose_threshold([p[j] for j in group], labels, args.max_false_abstention)
                                     if len(set(labels.tolist())) == 2 else pooled)
-        small_talk = max(closeness[i] for i in train) + SMALL_TALK_MARGIN
+        # above every answerable question (taking one of those for small talk is a false refusal)
+        close = [nearness[i] for i in train if nearness[i] is not None and y[i]]
+        small_talk = max(close) + SMALL_TALK_MARGIN if close else None
         return Calibration(model="", sentence=sentence_model, decision=decision, thresholds=thresholds,
                            quote=quote_model, passage=passage_model, small_talk=small_talk)
 
@@ -222,8 +233,9 @@ def main() -> int:
         out = {}
         for i, (has, _, features) in replies(calibration.sentence, calibration.quote, calibration.passage, idx).items():
             answered = (calibration.probability(features) >= calibration.threshold(results[i].query.latin)
-                        and ruled_out(results[i], features) is None
-                        and not (talk_words[i] and closeness[i] >= calibration.small_talk))
+                        and ruled_out(results[i], features) is None and not by_phrase[i]
+                        and not (calibration.small_talk is not None and closeness[i] is not None
+                                 and closeness[i] >= calibration.small_talk))
             out[i] = (answered, answered and has)
         return out
 
@@ -277,8 +289,10 @@ def main() -> int:
             for f in per_draw) + "  (answer@evidence / false abstention / abstention)")
     print("\nfit on all: thresholds "
           + ", ".join(f"{k} {v:.3f}" for k, v in full.thresholds.items())
-          + f"; small talk at cosine {full.small_talk:.3f} (the closest question {max(closeness):.3f}: "
-          + f"{items[int(np.argmax(closeness))].question[:40]})")
+          + (f"; small talk at cosine {full.small_talk:.3f}" if full.small_talk is not None else "; no small talk by meaning")
+          + (f" ({sum(c is not None for c in closeness)} questions may be small talk by meaning; the nearest "
+             f"answerable one {max(c for c, a in zip(nearness, y) if c is not None and a):.3f})"
+             if any(c is not None and a for c, a in zip(nearness, y)) else ""))
     for title, model in (("sentence model", full.sentence), ("quote model", full.quote),
                          ("passage model", full.passage), ("decision model", full.decision)):
         if model is None:

@@ -398,18 +398,18 @@ def answer(searcher: Searcher, question: str, history: Iterable | None = None, k
     """Answer a question (with the chat so far, for follow-ups). Raises QuestionError for bad input.
     Small talk (「你好」, "thanks", "who are you?") gets a reply in kind, with nothing searched."""
     text = check_question(question, searcher.settings.max_question_chars)
-    talk = small_talk(text)
+    searched, context = searched_question(text, history)
+    # in a chat, 「怎麼用？」 after 「RAG 是什麼？」 asks how to use RAG: only thanks, goodbyes and the
+    # like are small talk there
+    talk = small_talk(text, in_conversation=context is not None)
     if talk is not None:
         return Answer(question=text, answerable=False, citations=[], mode=SMALL_TALK, text=talk.reply)
-    searched, context = searched_question(text, history)
     result = searcher.search(searched, k=k, context=context)
     manifest = searcher.index.manifest
     calibration = load_calibration(manifest.backend, manifest.model)
-    # small talk in other words (「你是机器人还是真人？」); not a follow-up that points back in words,
-    # which may be as short and vague (「那它的缺點呢？」)
-    own_words = [c.text for c in result.query.concepts if not c.earlier]
-    talk = None if points_back(searched) else searcher.small_talk.read(searched, result.question_vector,
-                                                                        calibration.small_talk, own_words)
+    # small talk in other words (「你是机器人还是真人？」), for a message that stands alone
+    talk = (searcher.small_talk.read(searched, result, calibration.small_talk, points_back(searched))
+            if context is None else None)
     if talk is not None:
         return Answer(question=text, answerable=False, citations=[], mode=SMALL_TALK, text=talk.reply)
     decision = decide(result, calibration)

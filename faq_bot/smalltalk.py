@@ -18,11 +18,12 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .textproc import normalize, reading_length
+from .textproc import has_pictographs, normalize, reading_length, word_cutter
 
 # The phrases, by what the visitor means; matched on the whole message (or a whole part of it
 # between punctuation), lower case, after `normalize` (so Simplified 谢谢 is 謝謝 here). Sentence
@@ -37,7 +38,7 @@ _PHRASES: dict[str, tuple[str, ...]] = {
     # a visitor trying the bot out: answered as a greeting, but no courtesy to take off a question
     "test": ("測試", "測試一下", "測試測試", "test", "testing", "test test", "123", "can you hear me"),
     "thanks": ("謝謝", "謝謝你", "謝謝您", "謝啦", "感謝", "感謝你", "感謝您", "多謝", "非常感謝", "太感謝了", "辛苦了",
-               "很有幫助", "幫大忙了", "that helps", "very helpful",
+               "很有幫助", "有幫助", "超有幫助", "幫大忙了", "that helps", "very helpful",
                # compliments, answered as thanks are
                "你好厲害", "好厲害", "太強了", "你好棒", "好可愛", "你好可愛", "you're awesome", "good bot", "great job",
                "thanks", "thank you", "thank you very much", "thank you so much", "thanks a lot",
@@ -79,7 +80,7 @@ REPLIES = {
 # Between parts of a message: punctuation, emoji and other symbols (and spaces, around them).
 _PARTS = re.compile(r"\s*(?:[,，、.。!！?？~～:：;；…\-—\"“”「」()（）\[\]]|[^\w\s'])+\s*")
 # Sentence particles that end a Chinese phrase without changing it (「你好啊」, 「謝謝囉」, 「好喔喔」).
-_PARTICLES = re.compile(r"[啊阿呀吧呢啦囉喔哦嘛唷欸耶哈]+$")
+_PARTICLES = re.compile(r"[啊阿呀吧呢啦囉喔哦嘛唷欸耶哈的]+$")
 # "hiii", "helloooo", "thanksss", "goood", 「哈哈哈哈」 are the same word.
 _STRETCHED = re.compile(r"([^\W\d_])\1{2,}")
 
@@ -109,15 +110,21 @@ def _phrase_kind(part: str) -> str | None:
 
 
 def _parts(text: str) -> list[str]:
-    return [p for p in _PARTS.split(normalize(text)) if p.strip()]
+    return [p for p in _PARTS.split(normalize(text).replace("’", "'")) if p.strip()]
 
 
-def small_talk(message: str) -> SmallTalk | None:
+# In a conversation these kinds are questions about the topic before: 「怎麼用？」 after 「RAG 是什麼？」
+_TOPIC_KINDS_IN_CONVERSATION = ("about", "test")
+
+
+def small_talk(message: str, in_conversation: bool = False) -> SmallTalk | None:
     """The reply to a message made only of social phrases (`_PHRASES`), or None for a question.
-    A message of marks alone ("???") is no small talk: `retrieve.check_question` refuses it."""
+    `in_conversation` (the message leans on earlier turns): "what can you do" and "test" forms are
+    questions about the topic there, not small talk. A message of marks alone ("???") is no small
+    talk: `retrieve.check_question` refuses it."""
     parts = _parts(message)
-    if not parts:
-        return None
+    if not parts:      # 👍 / 🙏 alone is a reply (marks alone are refused before: check_question)
+        return SmallTalk("acknowledgement", REPLIES["acknowledgement"]) if has_pictographs(message) else None
     kinds = set()
     for part in parts:
         kind = _phrase_kind(part)
@@ -129,6 +136,8 @@ def small_talk(message: str) -> SmallTalk | None:
         if None in word_kinds:
             return None
         kinds.update(word_kinds)
+    if in_conversation and kinds & set(_TOPIC_KINDS_IN_CONVERSATION):
+        return None
     kind = next(k for k in _PRIORITY if k in kinds)
     return SmallTalk(kind, REPLIES[kind])
 
@@ -141,14 +150,25 @@ SMALL_TALK_MAX_UNITS = 16
 SMALL_TALK_MARGIN = 0.01
 
 
+# A key word more passages than this write is a topic of the portal, not small talk's own, though a
+# small-talk phrase uses it (ai 428 passages, 測試 121, 機器人 47, 聊天 12; 你好 1, 辛苦 5, 幫 8).
+SMALL_TALK_WORD_PASSAGES = 10
+# What asks about the bot itself ("about", "test" by meaning) must address it: 「人類可以做什麼」 and
+# 「測試要怎麼做」 read as close to 「你可以做什麼」 and 「測試」 as small talk does.
+_ADDRESSED = re.compile(r"[你您妳]|\b(?:you|u|ya|bot)\b", re.IGNORECASE)
+_SELF_KINDS = ("about", "test")
+
+
 class SmallTalkReader:
     """How close a message is in meaning to small talk: the cosine of its vector with the nearest
     of `_PHRASES`, embedded once by the searcher's model (as queries, like the message). Phrases
-    catch the forms written down; this catches their paraphrases (「你好呀，你是机器人还是真人？」,
-    「嗨嗨，你可以幫我做什麼？」), which the decision model had answered with whatever page says 機器人."""
+    catch the forms written down; this catches their paraphrases (「嗨嗨，你可以幫我做什麼？」), which
+    the decision model had answered with whatever page says 幫 or 做. `passages(word)`: how many
+    passages write a word (Searcher.term_frequency)."""
 
-    def __init__(self, embed: Callable[[list[str]], np.ndarray]):
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], passages: Callable[[str], int]):
         self._embed = embed
+        self._passages = passages
         self._lock = threading.Lock()
         self._vectors: np.ndarray | None = None
         self._kinds = [kind for kind, phrases in _PHRASES.items() for _ in phrases]
@@ -165,27 +185,54 @@ class SmallTalkReader:
         best = int(np.argmax(scores))
         return self._kinds[best], float(scores[best])
 
-    def read(self, message: str, vector: np.ndarray | None, threshold: float | None,
-             words: Sequence[str] = ()) -> SmallTalk | None:
-        """Small talk by meaning: a short message (SMALL_TALK_MAX_UNITS) whose key `words` are all
-        small talk's own (`only_small_talk_words`), at least `threshold` close to a small-talk
-        phrase; None without a vector or a threshold (a model not calibrated)."""
-        if (vector is None or threshold is None or reading_length(message) > SMALL_TALK_MAX_UNITS
-                or not only_small_talk_words(words)):
+    def closeness(self, message: str, result, points_back: bool) -> tuple[str, float] | None:
+        """The nearest small-talk kind and cosine of a message that may be small talk by meaning at
+        all, else None: short (SMALL_TALK_MAX_UNITS), not pointing back to an earlier turn (「那它的
+        缺點呢？」 is as short and vague), every key word one that small-talk phrases use and few
+        passages write (`only_small_talk_words`), and addressing the bot if what it is closest to
+        asks about the bot. `result`: the message's SearchResult (its concepts and own vector)."""
+        vector = getattr(result, "question_vector", None)
+        if vector is None or points_back or reading_length(message) > SMALL_TALK_MAX_UNITS:
+            return None
+        words = [c.text for c in result.query.concepts if not c.earlier]
+        if not only_small_talk_words(words) or any(self._passages(w) > SMALL_TALK_WORD_PASSAGES for w in words):
             return None
         kind, score = self.nearest(vector)
-        return SmallTalk(kind, REPLIES[kind]) if score >= threshold else None
+        if kind in _SELF_KINDS and not _ADDRESSED.search(normalize(message)):
+            return None
+        return kind, score
+
+    def read(self, message: str, result, threshold: float | None, points_back: bool = False) -> SmallTalk | None:
+        """Small talk by meaning (`closeness` at least `threshold`); None without a threshold (a
+        model not calibrated)."""
+        if threshold is None:
+            return None
+        near = self.closeness(message, result, points_back)
+        return SmallTalk(near[0], REPLIES[near[0]]) if near and near[1] >= threshold else None
 
 
-_PHRASE_TEXT = " ".join(p for phrases in _PHRASES.values() for p in phrases)
+@lru_cache(maxsize=1)
+def _phrase_words() -> frozenset[str]:
+    cutter = word_cutter()
+    words = set()
+    for phrases in _PHRASES.values():
+        for phrase in phrases:
+            words.add(phrase.lower())
+            words.update(w.lower() for w in (phrase.split() if phrase.isascii() else cutter.words(phrase)) if w.strip())
+    return frozenset(words)
+
+
+_REPEATED = re.compile(r"([^\W\d_])\1+")
 
 
 def only_small_talk_words(words: Sequence[str]) -> bool:
-    """Whether every key word of a message is one small-talk phrases use: small talk names nothing
-    of its own. 「GAN 可以做什麼」 and 「膠囊網路怎麼用」 read as close to 「你可以做什麼」 and 「怎麼用」
-    (0.91-0.93) as real small talk does, but GAN and 膠囊網路 are what they ask about."""
-    return all(any(form in _PHRASE_TEXT for form in (w, _STRETCHED.sub(r"\1\1", w), _STRETCHED.sub(r"\1", w)))
-               for w in (w.lower() for w in words))      # 「哈哈哈哈」 as 「哈哈」
+    """Whether every key word of a message is a word of the small-talk phrases (as typed:
+    「哈哈哈哈」 is 哈哈, 「嗨嗨」 嗨): small talk names nothing of its own. 「GAN 可以做什麼」 and
+    「膠囊網路怎麼用」 read as close to 「你可以做什麼」 and 「怎麼用」 (0.91-0.93) as real small talk
+    does, but GAN and 膠囊網路 are what they ask about."""
+    vocabulary = _phrase_words()
+    return all(any(form in vocabulary for form in (w, _STRETCHED.sub(r"\1\1", w), _REPEATED.sub(r"\1", w)))
+               for w in (w.lower() for w in words))
 
 
 # The courtesy a question may open or close with: greetings and thanks, and 請問 / "please" that
@@ -198,11 +245,18 @@ _OPENERS = ("請問", "請問一下", "想請問", "想請問一下", "想問", 
 _CJK_OPENING = re.compile(r"^(?:你好|您好|哈囉|嗨|不好意思|想請問一下|想問一下|請問一下|想請問|想問下|請問|想問)+")
 _CJK_CLOSING = re.compile(r"(?:謝謝(?:你|您)?|感謝(?:你|您)?|麻煩了)$")
 # what may follow a courtesy phrase cut off a question's start: marks, but not an opening quote
-_AFTER_OPENING = re.compile(r"^[\s,，、.。!！~～:：;；…\-—]+")
+_AFTER_OPENING = re.compile(r"^[\s,，、.。!！?？~～:：;；…\-—]+")
 # the units a message's edges are read in: an English word, or a run of other word characters
 _UNIT = re.compile(r"[A-Za-z][A-Za-z']*|[^\W\d_A-Za-z]+|\d+")
 _ENGLISH = re.compile(r"[A-Za-z][A-Za-z']*")
-_JOINED = re.compile(r"[-_/]")        # a word's part, not a word: Hi-Fi, hi_res
+_JOINED = re.compile(r"[-_/‐‑–]")     # a word's part, not a word: Hi-Fi, Hi–Fi, hi_res
+# After an English greeting at a question's start: a mark, or a question's first word ("Hello how
+# big is…"), not "Hello World 範例在哪？"
+_MARK_AFTER = re.compile(r"\s*[,，.。!！?？:：;；~～…\-—]")
+_ASKING = re.compile(r"(?:what|how|who|why|when|where|which|is|are|do|does|did|can|could|should|would|will|"
+                     r"any|i|please|tell|quick)\b", re.IGNORECASE)
+_QUOTE_BEFORE = re.compile(r"[「『“\"']\s*$")
+_QUOTE_AFTER = re.compile(r"^\s*[」』”\"']")
 _TRAILING_MARKS = re.compile(r"[\s,，、:：;；~～-]+$")
 MAX_PHRASE_WORDS = 4        # "thank you very much"
 
@@ -236,13 +290,29 @@ def _opening_cut(text: str) -> int:
             n += 1
         for size in range(n, 0, -1):
             end = units[size - 1].end()
-            if _courtesy(" ".join(u.group() for u in units[:size])) and not _JOINED.match(text, end):
+            if _courtesy(" ".join(u.group() for u in units[:size])) and not _JOINED.match(text, end) \
+                    and (_MARK_AFTER.match(text, end) or _ASKING.match(text[end:].lstrip())):
                 return end
         return 0
+    if _QUOTE_BEFORE.search(text[:first.start()]):
+        return 0                         # 「你好」怎麼翻譯: a quoted word, not a greeting
     if _courtesy(first.group()):
         return first.end()
     m = _CJK_OPENING.match(_traditional(first.group()))
-    return first.start() + m.end() if m else 0
+    # only where a word ends: 「你好像答錯了」 opens with 你 / 好像, 「想問題」 with 想 / 問題
+    if m and _ends_a_word(first.group(), m.end()):
+        return first.start() + m.end()
+    return 0
+
+
+def _ends_a_word(run: str, end: int) -> bool:
+    """Whether jieba's cut of a run of Chinese characters has a word boundary at `end`."""
+    position = 0
+    for word in word_cutter().words(run):
+        position += len(word)
+        if position >= end:
+            return position == end
+    return True
 
 
 def _closing_cut(text: str) -> int:
@@ -258,26 +328,34 @@ def _closing_cut(text: str) -> int:
             n += 1
         for size in range(n, 0, -1):
             start = units[-size].start()
-            if _courtesy(" ".join(u.group() for u in units[-size:])) and not _JOINED.match(text[start - 1:start]):
+            if _closing_courtesy(" ".join(u.group() for u in units[-size:])) and not _JOINED.match(text[start - 1:start]):
                 return start
         return len(text)
-    if _courtesy(last.group()):
+    if _QUOTE_AFTER.match(text[last.end():]):
+        return len(text)                 # 「TTS 怎麼唸「你好」」: a quoted word
+    if _closing_courtesy(last.group()):
         return last.start()
     m = _CJK_CLOSING.search(_traditional(last.group()))
     return last.start() + m.start() if m and m.start() > 0 else len(text)
+
+
+def _closing_courtesy(part: str) -> bool:
+    """Thanks, or 麻煩了 / please, which close a question; not a greeting ("Say hello")."""
+    lowered = normalize(part).strip().lower()
+    return _phrase_kind(lowered) == "thanks" or lowered in _OPENERS
 
 
 def without_courtesy(question: str) -> str:
     """The question without the greetings and thanks it opens or closes with (「你好，請問 RAG 是
     什麼？」 -> 「RAG 是什麼？」, "Hi, what is RAG?" -> "what is RAG?", 「…怎麼設？謝謝！」 ->
     「…怎麼設？」). Unchanged when nothing else would be left."""
-    text = question.strip()
+    text = question.strip().replace("’", "'")        # iOS types What’s
     asks = re.search(r"[?？]\s*$", text)
     while (cut := _opening_cut(text)) and _has_content(text[cut:]):
         text = _AFTER_OPENING.sub("", text[cut:]).lstrip()      # 「想問「黑執事」…」 keeps its 「
     while (cut := _closing_cut(text)) < len(text) and _has_content(text[:cut]):
         text = _TRAILING_MARKS.sub("", text[:cut])
-    if text == question.strip():
+    if text == question.strip().replace("’", "'"):
         return question                                   # as given, spaces and all
     if asks and not re.search(r"[?？]\s*$", text):        # "What is RAG, please?" keeps its mark
         text += asks.group().strip()

@@ -306,6 +306,14 @@ FUNCTION_WORD_TAGS = frozenset("mrupdfcyqz")
 SHORT_TEXTS_KEPT = 8192
 
 
+# Days, parts of a day and near weeks, months and years: what a forecast, a game or an opening hour
+# is asked for (「台北明天會下雨嗎？」), and what no page of the portal says anything about.
+CALENDAR_WORDS = frozenset(
+    "今天 明天 昨天 後天 前天 大後天 今晚 明晚 昨晚 今早 明早 昨早 今日 明日 昨日 今夜 明夜 週末 周末 這週 本週 下週 "
+    "上週 這周 下周 上周 這個月 下個月 上個月 今年 明年 去年 前年 早上 晚上 中午 下午 上午 凌晨 半夜 傍晚 清晨 早晨 "
+    "週一 週二 週三 週四 週五 週六 週日 星期一 星期二 星期三 星期四 星期五 星期六 星期日 星期天 禮拜天".split())
+
+
 class WordCutter:
     """jieba over the Traditional-friendly dictionary; tokens lower-cased, stopwords dropped."""
 
@@ -367,9 +375,9 @@ class WordCutter:
         return [w for w, flag in tagger.cut(text) if flag.startswith("n") and not w.isascii()]
 
     def time_words(self, text: str) -> list[str]:
-        """The words of a text the dictionary tags as time words (jieba's t: 明天, 今晚, 早上, 週末)."""
-        tags = self._tagger().word_tag_tab
-        return [w for w in self.words(normalize(text)) if tags.get(w) == "t"]
+        """The calendar words of a text (`CALENDAR_WORDS`: 明天, 今晚, 早上, 週末). Not all of jieba's
+        time words (t): it also tags 現階段, 當下, 平時 and 日後 so, which ask about nothing of their own."""
+        return [w for w in self.words(normalize(text)) if w in CALENDAR_WORDS]
 
     def known(self, word: str) -> bool:
         """Whether the dictionary has the word (rather than jieba's HMM making it up)."""
@@ -539,6 +547,11 @@ _A_WORD = re.compile(r"[^\W_]")      # a letter, a digit or a Chinese character
 def has_words(text: str) -> bool:
     """Whether the text holds a letter, a digit or a Chinese character (「？」, "..." and 「）。」 do not)."""
     return bool(_A_WORD.search(text))
+
+
+def has_pictographs(text: str) -> bool:
+    """Whether the text holds an emoji or another pictograph (👍, 🙏): a reply in itself in a chat."""
+    return any(unicodedata.category(ch) == "So" for ch in text)
 
 
 def is_navigation(sentence: str, section: str = "") -> bool:

@@ -2,9 +2,12 @@
 question before it is searched."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
+from faq_bot.retrieve import Concept
 from faq_bot.smalltalk import (SMALL_TALK_MAX_UNITS, REPLIES, SmallTalkReader, only_small_talk_words, small_talk,
                                without_courtesy)
 
@@ -20,7 +23,7 @@ from faq_bot.smalltalk import (SMALL_TALK_MAX_UNITS, REPLIES, SmallTalkReader, o
     ("怎麼用", "about"),
     ("ok", "acknowledgement"), ("好的", "acknowledgement"), ("好", "acknowledgement"),
     ("哈哈哈哈", "acknowledgement"), ("lol", "acknowledgement"),
-    ("測試", "test"), ("test", "test"),
+    ("測試", "test"), ("test", "test"), ("👍", "acknowledgement"), ("🙏🙏", "acknowledgement"),
 ])
 def test_a_message_of_social_phrases_only_is_small_talk_of_its_kind(message, kind):
     talk = small_talk(message)
@@ -71,7 +74,7 @@ def test_what_is_not_courtesy_or_would_leave_nothing_stays(question):
 
 
 class FakeEmbedder:
-    """Vectors by a message's first character class: 你/hi-like texts point one way, questions another."""
+    """Vectors by whether a text is one of three greetings: those point one way, the rest another."""
 
     def __init__(self):
         self.calls = 0
@@ -81,27 +84,62 @@ class FakeEmbedder:
         return np.array([[1.0, 0.0] if t in ("你好", "hi", "謝謝") else [0.0, 1.0] for t in texts], dtype=np.float32)
 
 
+def fake_result(vector, *words: str):
+    """What SmallTalkReader reads of a SearchResult: the question's concepts and its own vector."""
+    concepts = [Concept(w, (w,), 1.0) for w in words]
+    return SimpleNamespace(question_vector=None if vector is None else np.array(vector, dtype=np.float32),
+                           query=SimpleNamespace(concepts=concepts))
+
+
+CLOSE = (0.95, float(np.sqrt(1 - 0.95 ** 2)))
+FAR = (0.5, float(np.sqrt(0.75)))
+
+
 def test_small_talk_by_meaning_is_the_nearest_phrases_kind_above_the_threshold_for_short_messages():
     embed = FakeEmbedder()
-    reader = SmallTalkReader(embed)
+    reader = SmallTalkReader(embed, passages=lambda word: 0)
     kind, score = reader.nearest(np.array([1.0, 0.0]))
     assert kind in ("greeting", "thanks") and score == pytest.approx(1.0)
-    assert embed.calls == 1                       # the phrases are embedded once, at first use
     reader.nearest(np.array([0.6, 0.8]))
-    assert embed.calls == 1
-    close, far = np.array([0.95, np.sqrt(1 - 0.95 ** 2)]), np.array([0.5, np.sqrt(0.75)])
-    assert reader.read("你是機器人還是真人", close, threshold=0.9).kind in ("greeting", "thanks")
-    assert reader.read("你是機器人還是真人", far, threshold=0.9) is None
-    assert reader.read("語" * (SMALL_TALK_MAX_UNITS + 1), close, threshold=0.9) is None     # too long to be small talk
-    assert reader.read("你好呀", close, threshold=None) is None          # no calibration for this model
-    assert reader.read("你好呀", None, threshold=0.9) is None
+    assert embed.calls == 1                       # the phrases are embedded once, at first use
+    assert reader.read("嗨嗨，謝啦", fake_result(CLOSE, "嗨嗨", "謝啦"), threshold=0.9).kind in ("greeting", "thanks")
+    assert reader.read("嗨嗨，謝啦", fake_result(FAR, "嗨嗨", "謝啦"), threshold=0.9) is None
+    assert reader.read("嗨" * (SMALL_TALK_MAX_UNITS + 1), fake_result(CLOSE), threshold=0.9) is None   # too long
+    assert reader.read("嗨嗨", fake_result(CLOSE, "嗨嗨"), threshold=None) is None      # no calibration for this model
+    assert reader.read("嗨嗨", fake_result(None, "嗨嗨"), threshold=0.9) is None
+    assert reader.read("嗨嗨", fake_result(CLOSE, "嗨嗨"), threshold=0.9, points_back=True) is None
 
 
 def test_a_message_that_names_something_is_no_small_talk_by_meaning():
     assert only_small_talk_words(["機器人", "真人"]) and only_small_talk_words(["talking"]) and only_small_talk_words([])
-    assert not only_small_talk_words(["gan"]) and not only_small_talk_words(["膠囊", "網路"])
     assert only_small_talk_words(["哈哈哈哈", "笑", "死", "你好", "可愛"])       # stretched as typed
-    reader = SmallTalkReader(FakeEmbedder())
-    close = np.array([1.0, 0.0])
-    assert reader.read("GAN 可以做什麼", close, threshold=0.9, words=["gan"]) is None
-    assert reader.read("你是機器人還是真人", close, threshold=0.9, words=["機器人", "真人"]) is not None
+    assert not only_small_talk_words(["gan"]) and not only_small_talk_words(["膠囊", "網路"])
+    written = {"機器人": 47, "ai": 428}
+    reader = SmallTalkReader(FakeEmbedder(), passages=lambda word: written.get(word, 0))
+    assert reader.read("GAN 可以做什麼", fake_result(CLOSE, "gan"), threshold=0.9) is None
+    # a word small talk uses but many passages write is a topic of the portal
+    assert reader.read("機器人是什麼", fake_result(CLOSE, "機器人"), threshold=0.9) is None
+    assert reader.read("嗨嗨，謝啦", fake_result(CLOSE, "嗨嗨", "謝啦"), threshold=0.9) is not None
+
+
+def test_asking_about_the_bot_by_meaning_must_address_it():
+    reader = SmallTalkReader(lambda texts: np.array([[1.0, 0.0] if t == "你可以做什麼" else [0.0, 1.0] for t in texts],
+                                                    dtype=np.float32), passages=lambda word: 0)
+    assert reader.read("人類可以做什麼", fake_result(CLOSE, "可以"), threshold=0.9) is None
+    assert reader.read("嗨，你可以幫我什麼", fake_result(CLOSE, "幫"), threshold=0.9).kind == "about"
+
+
+@pytest.mark.parametrize("message", ["你好像答錯了", "想問題的時候該怎麼做", "TTS 怎麼唸「你好」", '"Hello" 的中文是什麼',
+                                     "Hello World 範例在哪一頁？", "Say hello", "How does the model generate greetings?",
+                                     "SUP 是什麼", "Hi–Fi GAN"])
+def test_courtesy_words_inside_words_quotes_or_names_stay(message):
+    assert without_courtesy(message) == message
+
+
+def test_a_question_after_a_greeting_and_its_mark_is_found_and_a_chat_keeps_its_topic():
+    assert without_courtesy("你好？那它在 CPU 上的 RTF 大概是多少") == "那它在 CPU 上的 RTF 大概是多少"
+    assert without_courtesy("Hey, what’s up? What is RAG?") == "What is RAG?"
+    assert small_talk("What’s up?").kind == "greeting"
+    # in a conversation 「怎麼用？」 asks about the topic before; a thanks is still small talk
+    assert small_talk("怎麼用？", in_conversation=True) is None and small_talk("怎麼用？").kind == "about"
+    assert small_talk("謝謝", in_conversation=True).kind == "thanks"

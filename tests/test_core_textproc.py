@@ -231,7 +231,8 @@ def test_has_words_wants_a_letter_a_digit_or_a_chinese_character():
         assert not has_words(marks), marks
 
 
-def test_time_words_are_the_dictionarys_t_words():
+def test_time_words_are_calendar_words():
     cutter = word_cutter()
     assert cutter.time_words("台北明天會下雨嗎？") == ["明天"]
     assert cutter.time_words("语音去噪模型多大") == []
+    assert cutter.time_words("現階段最推薦哪個 TTS 模型？") == []        # jieba's t, but no calendar word

@@ -60,8 +60,8 @@ def test_small_talk_is_answered_in_kind_and_a_greeting_in_the_history_is_passed_
     assert "沒有回答" not in data["answer_markdown"] and data["suggestions"] == []
     # in words no phrase list has: small talk by its meaning (its vector's closeness to the phrases)
     from faq_bot.smalltalk import small_talk
-    assert small_talk("跟我聊天的是真人嗎") is None
-    status, _, data = ask(server, {"question": "跟我聊天的是真人嗎"})
+    assert small_talk("嗨嗨，你可以幫我做什麼？") is None
+    status, _, data = ask(server, {"question": "嗨嗨，你可以幫我做什麼？"})
     assert status == 200 and data["mode"] == "small_talk" and data["citations"] == []
     # the follow-up leans on the question before the thanks, as if the thanks were not there
     alone = ask(server, {"question": "那它的 RTF 呢？", "history": ["語音去噪模型多大？"]})[2]

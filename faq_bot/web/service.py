@@ -14,7 +14,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
 
-from ..answer import Answer, answer, searched_question
+from ..answer import SMALL_TALK, Answer, answer, searched_question
 from ..generate import Final, Token, Writer
 from ..retrieve import check_question
 from .feedback import FeedbackLog
@@ -123,7 +123,8 @@ class Asker:
         key = (question, searched_question(question, earlier)[1])     # the earlier turns actually searched
         cached = self.cache.get(build, key)
         extractive = cached or answer(searcher, question, earlier)
-        self.feedback.question(question, extractive.answerable, channel=channel)
+        # small talk is no question the portal failed to answer: not among the owner's unanswered ones
+        self.feedback.question(question, extractive.answerable or extractive.mode == SMALL_TALK, channel=channel)
         if cached is not None:
             return iter([Final(cached)])
         return self._events(searcher, build, key, extractive, earlier, stop)
