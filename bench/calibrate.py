@@ -43,8 +43,8 @@ from faq_bot.policy import (  # noqa: E402
     calibration_name, ScoredSentence, decision_features, passage_values, quotes_for, rank_sentences, read_sentences,
     ruled_out)
 from faq_bot.retrieve import Searcher, check_question  # noqa: E402
-from faq_bot.smalltalk import SMALL_TALK_MARGIN, SMALL_TALK_MAX_UNITS, small_talk  # noqa: E402
-from faq_bot.textproc import eval_key, reading_length  # noqa: E402
+from faq_bot.smalltalk import SMALL_TALK_MARGIN, small_talk  # noqa: E402
+from faq_bot.textproc import eval_key  # noqa: E402
 
 # L2 penalties: the decision model has ~220 labelled questions, the sentence models ~9,000 sentences.
 # (Decision L2 3 / 10 / 30 on the four files, bound 0.02, 4 fold draws: abstention 0.885 / 0.905 / 0.885.
@@ -166,13 +166,13 @@ def main() -> int:
                  for item, (_, context) in zip(items, searched)]
     closeness, nearness = [], []
     for r, (text, context), phrase in zip(results, searched, by_phrase):
-        near = None if phrase or context is not None else searcher.small_talk.closeness(text, r, points_back(text))
+        standalone = not phrase and context is None
+        near = searcher.small_talk.closeness(text, r, points_back(text)) if standalone else None
         closeness.append(near[1] if near else None)
         # how near it is to small talk whether or not it may be small talk by meaning: no answerable
         # question passes that gate (each names something), so the threshold is fitted on this
-        short = (not phrase and context is None and r.question_vector is not None and not points_back(text)
-                 and reading_length(text) <= SMALL_TALK_MAX_UNITS)
-        nearness.append(searcher.small_talk.nearest(r.question_vector)[1] if short else None)
+        near = searcher.small_talk.nearness(text, r, points_back(text)) if standalone else None
+        nearness.append(near[1] if near else None)
     read = [read_sentences(result) for result in results]
     sentence_x = [np.array([[s.values()[f] for f in SENTENCE_FEATURES] for s in sents]).reshape(-1, len(SENTENCE_FEATURES))
                   for sents in read]

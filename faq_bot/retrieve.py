@@ -545,10 +545,10 @@ class Searcher:
         missing = [p for p in name_phrases(text, self.bridge.knows)
                    if not self._name_written(p) and not self._name_translated(p) and not self._two_names(p)]
         # A calendar word no page writes says so as much as a noun: 「台北明天會下雨嗎？」 (明天), 「今晚洋基
-        # 隊的比賽幾點開打？」 (今晚). With all of jieba's time words (t), of the 742 labelled questions 5
-        # that the portal does not cover had one and 2 it does (明明 and 往回, which jieba tags t). Held out over the 562 (8 fold draws): 0.821 /
-        # 0.023 / 0.833 -> 0.820 / 0.023 / 0.841 (abstention higher in 7 draws, lower in none; one
-        # answerable question lost in one draw); dev.yaml abstention 0.842 -> 0.895, N 0.833 -> 0.875.
+        # 隊的比賽幾點開打？」 (今晚). Held out over the 562 (8 fold draws): 0.821 / 0.023 / 0.833 ->
+        # 0.821 / 0.023 / 0.841 (abstention higher in 7 draws, lower in none); dev.yaml abstention
+        # 0.842 -> 0.895, N 0.833 -> 0.875. All of jieba's time words (t) lost an answerable question
+        # in one draw (0.820): 2 of the 742 labelled questions the portal answers have one (明明, 往回).
         unknown = [n for n in self.cutter.nouns(normalized) + self.cutter.time_words(normalized)
                    if n not in STOPWORDS and self._unknown_noun(n)] + unknown_terms
         # A noun the tagger finds that no page writes is something the question asks about, though

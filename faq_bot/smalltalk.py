@@ -113,10 +113,6 @@ def _parts(text: str) -> list[str]:
     return [p for p in _PARTS.split(normalize(text).replace("’", "'")) if p.strip()]
 
 
-# In a conversation these kinds are questions about the topic before: 「怎麼用？」 after 「RAG 是什麼？」
-_TOPIC_KINDS_IN_CONVERSATION = ("about", "test")
-
-
 def small_talk(message: str, in_conversation: bool = False) -> SmallTalk | None:
     """The reply to a message made only of social phrases (`_PHRASES`), or None for a question.
     `in_conversation` (the message leans on earlier turns): "what can you do" and "test" forms are
@@ -136,7 +132,7 @@ def small_talk(message: str, in_conversation: bool = False) -> SmallTalk | None:
         if None in word_kinds:
             return None
         kinds.update(word_kinds)
-    if in_conversation and kinds & set(_TOPIC_KINDS_IN_CONVERSATION):
+    if in_conversation and kinds & set(_SELF_KINDS):     # 「怎麼用？」 after 「RAG 是什麼？」
         return None
     kind = next(k for k in _PRIORITY if k in kinds)
     return SmallTalk(kind, REPLIES[kind])
@@ -145,18 +141,19 @@ def small_talk(message: str, in_conversation: bool = False) -> SmallTalk | None:
 # A message of more reading units than this (CJK characters or Latin words) is never small talk by
 # its meaning alone: the 24 small-talk messages of the probes and check set M have 2 to 12.
 SMALL_TALK_MAX_UNITS = 16
-# How far above the closest labelled question (none of them small talk) the threshold on the
-# closeness to a small-talk phrase is set (bench/calibrate.py, `fit_small_talk`).
+# How far above the nearest short answerable question that stands alone the threshold on the
+# closeness to a small-talk phrase is set (bench/calibrate.py, `SmallTalkReader.nearness`).
 SMALL_TALK_MARGIN = 0.01
 
 
 # A key word more passages than this write is a topic of the portal, not small talk's own, though a
 # small-talk phrase uses it (ai 428 passages, 測試 121, 機器人 47, 聊天 12; 你好 1, 辛苦 5, 幫 8).
 SMALL_TALK_WORD_PASSAGES = 10
-# What asks about the bot itself ("about", "test" by meaning) must address it: 「人類可以做什麼」 and
-# 「測試要怎麼做」 read as close to 「你可以做什麼」 and 「測試」 as small talk does.
-_ADDRESSED = re.compile(r"[你您妳]|\b(?:you|u|ya|bot)\b", re.IGNORECASE)
+# The kinds that ask about the bot itself. In a conversation their phrases ask about the topic
+# before (「怎麼用？」 after 「RAG 是什麼？」); by meaning, such a message must address the bot:
+# 「人類可以做什麼」 and 「測試要怎麼做」 read as close to 「你可以做什麼」 and 「測試」 as small talk does.
 _SELF_KINDS = ("about", "test")
+_ADDRESSED = re.compile(r"[你您妳]|\b(?:you|u|ya|bot)\b", re.IGNORECASE)
 
 
 class SmallTalkReader:
@@ -185,22 +182,27 @@ class SmallTalkReader:
         best = int(np.argmax(scores))
         return self._kinds[best], float(scores[best])
 
-    def closeness(self, message: str, result, points_back: bool) -> tuple[str, float] | None:
-        """The nearest small-talk kind and cosine of a message that may be small talk by meaning at
-        all, else None: short (SMALL_TALK_MAX_UNITS), not pointing back to an earlier turn (「那它的
-        缺點呢？」 is as short and vague), every key word one that small-talk phrases use and few
-        passages write (`only_small_talk_words`), and addressing the bot if what it is closest to
-        asks about the bot. `result`: the message's SearchResult (its concepts and own vector)."""
+    def nearness(self, message: str, result, points_back: bool) -> tuple[str, float] | None:
+        """The nearest small-talk kind and cosine of a short message (SMALL_TALK_MAX_UNITS) that
+        does not point back to an earlier turn (「那它的缺點呢？」 is as short and vague), else None.
+        `result`: the message's SearchResult (its concepts and own vector). bench/calibrate.py
+        fits the threshold on this for the answerable questions, none of which `closeness` admits."""
         vector = getattr(result, "question_vector", None)
         if vector is None or points_back or reading_length(message) > SMALL_TALK_MAX_UNITS:
             return None
+        return self.nearest(vector)
+
+    def closeness(self, message: str, result, points_back: bool) -> tuple[str, float] | None:
+        """`nearness`, for a message that may be small talk by meaning at all, else None: every key
+        word one that small-talk phrases use and few passages write (`only_small_talk_words`), and
+        addressing the bot if what it is closest to asks about the bot."""
         words = [c.text for c in result.query.concepts if not c.earlier]
         if not only_small_talk_words(words) or any(self._passages(w) > SMALL_TALK_WORD_PASSAGES for w in words):
             return None
-        kind, score = self.nearest(vector)
-        if kind in _SELF_KINDS and not _ADDRESSED.search(normalize(message)):
+        near = self.nearness(message, result, points_back)
+        if near is None or (near[0] in _SELF_KINDS and not _ADDRESSED.search(normalize(message))):
             return None
-        return kind, score
+        return near
 
     def read(self, message: str, result, threshold: float | None, points_back: bool = False) -> SmallTalk | None:
         """Small talk by meaning (`closeness` at least `threshold`); None without a threshold (a
