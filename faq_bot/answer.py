@@ -14,7 +14,8 @@ from urllib.parse import quote
 from .policy import Decision, ScoredSentence, decide, load_calibration
 from .retrieve import CONTEXT_UNITS, Hit, SearchResult, Searcher, check_question
 from .smalltalk import small_talk, without_courtesy
-from .textproc import clean_text, is_latin, match_key, normalize, reading_length, split_sentences
+from .textproc import (clean_text, is_latin, match_key, normalize, reading_length, split_sentences,
+                       without_citation_marks)
 
 # A quoted passage: the answering sentence and its neighbours, within this many characters. Three
 # of them fit the widget's panel without scrolling on a laptop.
@@ -192,17 +193,22 @@ def passage_snippet(sentences: list[str], center: int, preferred: Iterable[int],
 
 def _shown(sentences: list[str], chosen: list[int], limit: int) -> str:
     """Sentences `chosen` (indexes in page order) as a visitor reads them: "…" where sentences
-    were left out before, between or after them, cut at `limit` characters."""
+    were left out before, between or after them, cut at `limit` characters. (An empty sentence,
+    one that was only a source mark, is nothing left out.)"""
+    def left_out(lo: int, hi: int) -> bool:
+        return any(sentences[lo:hi])
+
     parts: list[str] = []
     for before, i in zip([None, *chosen], chosen):
-        if before is not None and i != before + 1:
+        if before is not None and left_out(before + 1, i):
             parts.append("…")
-        parts.append(sentences[i])
+        if sentences[i]:
+            parts.append(sentences[i])
     snippet = " ".join(parts)
     if len(snippet) > limit:
         snippet = snippet[:limit - 1].rstrip() + "…"
-    prefix = "…" if chosen[0] > 0 else ""
-    suffix = "…" if chosen[-1] < len(sentences) - 1 and not snippet.endswith("…") else ""
+    prefix = "…" if left_out(0, chosen[0]) else ""
+    suffix = "…" if left_out(chosen[-1] + 1, len(sentences)) and not snippet.endswith("…") else ""
     return prefix + snippet + suffix
 
 
@@ -366,7 +372,7 @@ def build_answer(question: str, result: SearchResult, decision: Decision) -> Ans
             continue
         seen.add(hit.chunk.page_id)
         lead = next((q for q in decision.quotes if result.hits[q.hit_rank] is hit), None)
-        snippet = _snippet(hit, lead, decision.ranked) if lead else passage_around(split_sentences(hit.chunk.text) or [hit.chunk.text], 0)
+        snippet = _snippet(hit, lead, decision.ranked) if lead else passage_around(shown_sentences(hit), 0)
         suggestions.append(Citation(n=len(suggestions) + 1, title=hit.chunk.title, section=hit.chunk.section,
                                     url=hit.chunk.link, snippet=snippet))
         if len(suggestions) == MAX_CITATIONS:
@@ -379,12 +385,19 @@ def _snippet(hit: Hit, quote_: ScoredSentence, ranked: list[ScoredSentence], lim
     """The quote with the passage's best other sentences; with its neighbours when the decision
     carries no ranking. (A navigation sentence never leads, but may follow a quote: leaving them
     out of the filling lost a keyword question whose answer is a link's title, 0.811 -> 0.805.)"""
-    sentences = split_sentences(hit.chunk.text) or [hit.chunk.text]
+    sentences = shown_sentences(hit)
     center = min(quote_.index, len(sentences) - 1)
     preferred = [s.index for s in ranked if s.hit_rank == quote_.hit_rank]
     if not preferred:
         return passage_around(sentences, center, limit)
     return passage_snippet(sentences, center, preferred, limit)
+
+
+def shown_sentences(hit: Hit) -> list[str]:
+    """A passage's sentences as a reply shows them: in `split_sentences` order (a quote's index
+    holds), without their numbered source marks (textproc.CITATION_MARK)."""
+    sentences = split_sentences(hit.chunk.text) or [hit.chunk.text]
+    return [without_citation_marks(s).strip() for s in sentences]
 
 
 def searched_question(question: str, history: Iterable | None = None) -> tuple[str, str | None]:

@@ -443,6 +443,20 @@ _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|(?<=\.)(?=\s|$)")     # with
 _NOT_AN_END = re.compile(r"(?:(?:^|[：:，,；;、])\(?\d{1,2}[.)]|\b(?:et al|e\.g|i\.e|vs|cf|Fig|Eq|No)\.)$", re.IGNORECASE)
 
 
+# The numbered source marks NotebookLM's notes end their sentences with ([1, 5-7], [1-3, 11, 12],
+# [cite: 1]): 5,141 of them in the portal, pointing at sources no page shows. A reply leaves them
+# out of what it quotes: they are noise to a visitor, room the answer could use in a snippet, and
+# an LLM asked to cite passages as [n] took them for its own. A bracket that holds a 0 or a number
+# of four digits is a range, not a mark (「[0, 1000] 的範圍內」), and one written against a Latin
+# letter or digit an index (A[1], x[2]).
+CITATION_MARK = re.compile(r"(?:\s+|(?<![\x00-\x7f]))\[(?:cite:\s*)?[1-9]\d{0,2}(?:\s*[,，\-–]\s*[1-9]\d{0,2})*\]")
+
+
+def without_citation_marks(text: str) -> str:
+    """`text` without its numbered source marks (`CITATION_MARK`)."""
+    return CITATION_MARK.sub("", text)
+
+
 def split_sentences(text: str) -> list[str]:
     """Cut at Chinese and Western sentence ends (。！？；.!?) and line breaks, keeping the marks;
     within a line, not after a list item's number or an abbreviation (e.g., et al., vs.)."""

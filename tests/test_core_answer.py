@@ -147,6 +147,26 @@ def test_a_quote_is_shown_with_its_passages_best_other_sentence_not_only_its_nei
     assert by_position.citations[0].snippet.startswith("名稱介紹。 這是很長") and "9 MB" not in by_position.citations[0].snippet
 
 
+def test_a_reply_shows_no_source_marks_and_uses_their_room_for_the_answer():
+    # 「[1, 2]」 after every sentence of NotebookLM's notes: left out of what is shown, so the
+    # passage's best other sentence fits beside the quote in the lead's 400 characters, as it would
+    # not with its marks; the link still finds the page's own sentence
+    quote = "核心工具是 Kaldi [1, 2, 3, 4]。"
+    answer_ = "聲學模型用 TDNN 訓練，" + "細節" * 180 + " [8, 9, 10, 11, 12, 13]。"
+    text = quote + "背景 [5, 6, 7]。" + answer_ + "[14]"
+    result = SearchResult("q", Query("q", "q", [], [], False), [_hit(text, "a.md", "sec")])
+    ranked = [ScoredSentence(0, i, s, 1, 1, 0, False) for i, s in ((0, quote), (2, answer_))]
+    assert len(quote) + len(answer_) + 1 > 400
+    reply = build_answer("q", result, Decision(True, 0.9, "", ranked[:1], {}, ranked))
+    cited = reply.citations[0]
+    assert cited.snippet.startswith("核心工具是 Kaldi。 … 聲學模型用 TDNN 訓練，細節")
+    assert cited.snippet.endswith("細節。")       # the last sentence was a mark alone: nothing left out
+    assert "[" not in reply.shown_text()
+    assert "Kaldi%20%5B1" in cited.url          # the fragment is the page's own text, marks and all
+    refused = build_answer("q", result, Decision(False, 0.1, "no", [], {}))
+    assert refused.suggestions[0].snippet.startswith("核心工具是 Kaldi。 背景。")
+
+
 def test_fragment_of_markdown_text_and_of_an_anchor_that_is_already_a_fragment():
     from faq_bot.answer import cited_url
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from faq_bot.textproc import (
     QUESTION_WORD_WEIGHTS, NameText, WordCutter,
     adds_little, analyser_fingerprint, char_pairs, contains_term, has_cjk, has_words, is_latin, match_key, name_key, normalize,
-    passage_pairs, repeats, split_sentences, word_cutter)
+    passage_pairs, repeats, split_sentences, without_citation_marks, word_cutter)
 
 
 def test_normalize_folds_width_simplified_and_variants():
@@ -65,6 +65,17 @@ def test_tokens_share_the_normaliser():
 
 def test_split_sentences_keeps_marks():
     assert split_sentences("第一句。第二句！Third one. 4th") == ["第一句。", "第二句！", "Third one.", "4th"]
+
+
+def test_source_marks_are_left_out_but_ranges_and_indexes_are_not():
+    assert without_citation_marks("團隊在 ASR 部分的核心工具是 Kaldi [1, 2]。") == "團隊在 ASR 部分的核心工具是 Kaldi。"
+    assert without_citation_marks("使用者的評分 [1-3, 11, 12]。推薦[2]。") == "使用者的評分。推薦。"
+    assert without_citation_marks("見 [cite: 1] 與 RoBERTa [16]. The end") == "見 與 RoBERTa. The end"
+    assert without_citation_marks("[7, 15, 24-26, 28].") == "."
+    # a range holds a 0 or a number of four digits; a mark written against a Latin letter is an index
+    assert without_citation_marks("落在 [0, 1000] 的範圍內") == "落在 [0, 1000] 的範圍內"
+    assert without_citation_marks("年份 [2018]") == "年份 [2018]"
+    assert without_citation_marks("矩陣 A[1] 與 x[2, 3]") == "矩陣 A[1] 與 x[2, 3]"
 
 
 def test_a_list_number_or_an_abbreviation_ends_no_sentence_but_a_line_does():
