@@ -76,6 +76,9 @@ class Settings:
     embed_batch_size: int = 16
     # Chunks are cut at sentence ends to at most this many characters. A visitor reads about 500
     # characters of a hit; e5-small reads 512 tokens (~450 Chinese characters) in one window.
+    # Held out over the 562 labelled questions (8 fold draws, refitted per size), answer@evidence /
+    # false abstention / abstention: 250 0.761 / 0.025 / 0.816; 400 0.817 / 0.023 / 0.843; 550 0.804
+    # / 0.022 / 0.818.
     chunk_max_chars: int = 400
     # A chunk shorter than this is merged into the next one of the same section.
     chunk_min_chars: int = 40
