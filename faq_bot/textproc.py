@@ -500,6 +500,19 @@ DUPLICATE_OVERLAP = 0.7
 DUPLICATE_LENGTH_RATIO = 0.5
 
 
+# Figures as a match key writes them (full-width digits folded): two sentences that differ in
+# their figures give two answers however alike they read.
+_FIGURE = re.compile(r"\d+(?:\.\d+)?")
+
+
+def says_the_same(key_a: str, key_b: str) -> bool:
+    """Whether two sentences (their match keys) say one thing: one text with small edits
+    (`repeats`; a talk's html page and its notes often hold the same sentence) with the same
+    figures: 「LoRA 微調 70B 模型約需 140–200 GB 的 VRAM。」 and the same with 160–240 GB differ in
+    little but the answer."""
+    return set(_FIGURE.findall(key_a)) == set(_FIGURE.findall(key_b)) and repeats(char_pairs(key_a), char_pairs(key_b))
+
+
 def char_pairs(key: str) -> set[str]:
     """The pairs of neighbouring characters of a key (a match key, or a passage's opening with
     its whitespace removed)."""

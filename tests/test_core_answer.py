@@ -167,6 +167,25 @@ def test_a_reply_shows_no_source_marks_and_uses_their_room_for_the_answer():
     assert refused.suggestions[0].snippet.startswith("核心工具是 Kaldi。 背景。")
 
 
+def test_a_later_quote_is_not_filled_with_a_sentence_an_earlier_one_shows():
+    # a talk's html page and its notes say the same: the second quote's passage fills with what the
+    # first one has not shown yet
+    shared = "模型大小是經過優化的 9 MB。"
+    html = _hit("去噪模型用 DCCRN。" + shared, "html/a.html", "sec")
+    notes = _hit("推論速度的 RTF 是 0.08。" + "在 CPU 上也能即時執行。" + "模型大小是經過優化的 9 MB [3]。", "notes/a.md", "")
+    result = SearchResult("q", Query("q", "q", [], [], False), [html, notes])
+    ranked = [ScoredSentence(0, 0, "去噪模型用 DCCRN。", 1, 1, 0, False), ScoredSentence(0, 1, shared, 1, 1, 0, False),
+              ScoredSentence(1, 0, "推論速度的 RTF 是 0.08。", 1, 1, 0, False),
+              ScoredSentence(1, 2, "模型大小是經過優化的 9 MB [3]。", 1, 1, 0, False),
+              ScoredSentence(1, 1, "在 CPU 上也能即時執行。", 1, 1, 0, False)]
+    quotes = [ranked[0], ranked[2]]
+    reply = build_answer("q", result, Decision(True, 0.9, "", quotes, {}, ranked))
+    first, second = (c.snippet for c in reply.citations)
+    assert first == "去噪模型用 DCCRN。 模型大小是經過優化的 9 MB。"
+    assert second == "推論速度的 RTF 是 0.08。 在 CPU 上也能即時執行。…"
+    assert reply.shown_text().count("9 MB") == 1
+
+
 def test_fragment_of_markdown_text_and_of_an_anchor_that_is_already_a_fragment():
     from faq_bot.answer import cited_url
 
