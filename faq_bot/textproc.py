@@ -445,8 +445,10 @@ _NOT_AN_END = re.compile(r"(?:(?:^|[：:，,；;、])\(?\d{1,2}[.)]|\b(?:et al|e
 
 # The numbered source marks NotebookLM's notes end their sentences with ([1, 5-7], [1-3, 11, 12],
 # [cite: 1]): 5,141 of them in the portal, pointing at sources no page shows. A reply leaves them
-# out of what it quotes: they are noise to a visitor, room the answer could use in a snippet, and
-# an LLM asked to cite passages as [n] took them for its own. A bracket that holds a 0 or a number
+# out of what it quotes: they are noise to a visitor, room the answer could use in a snippet (held
+# out over the 562 labelled questions, 8 fold draws: answer@evidence 0.817 -> 0.821, higher in each
+# draw), and, in the passages an LLM is given, numbers like the [n] it is asked to cite with. A
+# bracket that holds a 0 or a number
 # of four digits is a range, not a mark (「[0, 1000] 的範圍內」), and one written against a Latin
 # letter or digit an index (A[1], x[2]).
 CITATION_MARK = re.compile(r"(?:\s+|(?<![\x00-\x7f]))\[(?:cite:\s*)?[1-9]\d{0,2}(?:\s*[,，\-–]\s*[1-9]\d{0,2})*\]")
