@@ -448,9 +448,8 @@ _NOT_AN_END = re.compile(r"(?:(?:^|[：:，,；;、])\(?\d{1,2}[.)]|\b(?:et al|e
 # out of what it quotes: they are noise to a visitor, room the answer could use in a snippet (held
 # out over the 562 labelled questions, 8 fold draws: answer@evidence 0.817 -> 0.821, higher in each
 # draw), and, in the passages an LLM is given, numbers like the [n] it is asked to cite with. A
-# bracket that holds a 0 or a number
-# of four digits is a range, not a mark (「[0, 1000] 的範圍內」), and one written against a Latin
-# letter or digit an index (A[1], x[2]).
+# bracket that holds a 0 or a number of four digits is a range, not a mark (「[0, 1000] 的範圍內」),
+# and one written against a Latin letter or digit an index (A[1], x[2]).
 CITATION_MARK = re.compile(r"(?:\s+|(?<![\x00-\x7f]))\[(?:cite:\s*)?[1-9]\d{0,2}(?:\s*[,，\-–]\s*[1-9]\d{0,2})*\]")
 
 
