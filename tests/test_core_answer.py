@@ -30,6 +30,9 @@ def test_passage_snippet_fills_with_the_best_other_sentences_in_page_order():
     assert passage_snippet(["很長" * 200], 0, [0], limit=50).endswith("…")
     # indexes outside the passage are ignored; next sentences joined without a gap
     assert passage_snippet(["甲。", "乙。", "丙。"], 1, [7, 2, -1]) == "…乙。 丙。"
+    # an empty sentence (one that was only a source mark) is nothing left out, and shows nothing
+    assert passage_snippet(["", "甲。", "", "乙。", "丙。", ""], 1, [3, 2]) == "甲。 乙。…"
+    assert passage_snippet(["", "甲。", "", "乙。", ""], 1, [3]) == "甲。 乙。"
 
 
 def test_text_fragment_encodes_and_splits_long_sentences():

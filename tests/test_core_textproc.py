@@ -71,11 +71,21 @@ def test_source_marks_are_left_out_but_ranges_and_indexes_are_not():
     assert without_citation_marks("團隊在 ASR 部分的核心工具是 Kaldi [1, 2]。") == "團隊在 ASR 部分的核心工具是 Kaldi。"
     assert without_citation_marks("使用者的評分 [1-3, 11, 12]。推薦[2]。") == "使用者的評分。推薦。"
     assert without_citation_marks("見 [cite: 1] 與 RoBERTa [16]. The end") == "見 與 RoBERTa. The end"
-    assert without_citation_marks("[7, 15, 24-26, 28].") == "."
+    assert without_citation_marks("細節 [7, 15, 24-26, 28].") == "細節."
     # a range holds a 0 or a number of four digits; a mark written against a Latin letter is an index
     assert without_citation_marks("落在 [0, 1000] 的範圍內") == "落在 [0, 1000] 的範圍內"
     assert without_citation_marks("年份 [2018]") == "年份 [2018]"
     assert without_citation_marks("矩陣 A[1] 與 x[2, 3]") == "矩陣 A[1] 與 x[2, 3]"
+    assert without_citation_marks("例如 [0, 1] 區間") == "例如 [0, 1] 區間"           # a 0: a range
+    # after an operator or a list's comma: data, not a mark; where a clause opens: a reference
+    assert without_citation_marks("X = {[0,0], [0,1], [1,0], [1,1]}") == "X = {[0,0], [0,1], [1,0], [1,1]}"
+    assert without_citation_marks("a = [1, 2, 3]") == "a = [1, 2, 3]"
+    assert without_citation_marks("[7] 是首先提出的") == "[7] 是首先提出的"
+    assert without_citation_marks("此外，[28] 提出了一種方法") == "此外，[28] 提出了一種方法"
+    # [cite: n] after anything; 、 between numbers; a mark alone (after the sentence it belongs to)
+    assert without_citation_marks("準確率 90.6%[cite: 1]，延遲 (1,030 ms)[cite: 2]") == "準確率 90.6%，延遲 (1,030 ms)"
+    assert without_citation_marks("說明[1、2]。") == "說明。"
+    assert without_citation_marks("[11]") == "" and without_citation_marks(" [3, 4]。") == ""
 
 
 def test_a_list_number_or_an_abbreviation_ends_no_sentence_but_a_line_does():
