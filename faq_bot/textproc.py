@@ -517,12 +517,21 @@ DUPLICATE_LENGTH_RATIO = 0.5
 _FIGURE = re.compile(r"\d+(?:\.\d+)?")
 
 
-def says_the_same(key_a: str, key_b: str) -> bool:
-    """Whether two sentences (their match keys) say one thing: one text with small edits
+Statement = tuple[frozenset[str], set[str]]      # a sentence's figures and character pairs
+
+
+def statement(key: str) -> Statement:
+    """What `says_the_same` compares of a sentence (its match key): its figures and its character
+    pairs, read once where one sentence is compared with many."""
+    return frozenset(_FIGURE.findall(key)), char_pairs(key)
+
+
+def says_the_same(a: Statement, b: Statement) -> bool:
+    """Whether two sentences (their `statement`s) say one thing: one text with small edits
     (`repeats`; a talk's html page and its notes often hold the same sentence) with the same
     figures: 「LoRA 微調 70B 模型約需 140–200 GB 的 VRAM。」 and the same with 160–240 GB differ in
     little but the answer."""
-    return set(_FIGURE.findall(key_a)) == set(_FIGURE.findall(key_b)) and repeats(char_pairs(key_a), char_pairs(key_b))
+    return a[0] == b[0] and repeats(a[1], b[1])
 
 
 def char_pairs(key: str) -> set[str]:
