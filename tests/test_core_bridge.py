@@ -97,6 +97,20 @@ def test_translate_prefers_the_portals_pairs_and_longest_terms():
     assert bridge.translate("語音增強 model", lambda t: known.get(t, 0), use_dictionary=False) == []
 
 
+def test_a_dictionary_translation_says_how_much_the_pages_use_its_first_sense():
+    """`share`: of the passages that write one of the word's senses, the first sense's part; a
+    single character is listed after the words however often it is written."""
+    known = {"模型": 90, "典型": 4, "說上": 30, "報告": 25, "說話": 25, "多頭": 3, "長": 47, "語音增強": 5}
+    bridge = Bridge(pairs={"speech enhancement": ["語音增強"]},
+                    dictionary={"model": ["典型", "模型"], "talk": ["報告", "說話", "說上"], "long": ["長", "多頭"]})
+    found = {t.english: t for t in bridge.translate("a long talk on the speech enhancement model",
+                                                      lambda t: known.get(t, 0))}
+    assert found["model"].chinese == ("模型", "典型") and found["model"].share == 90 / 94
+    assert found["talk"].chinese[0] == "說上" and found["talk"].share == 30 / 80
+    assert found["long"].chinese == ("多頭", "長") and found["long"].share == 3 / 50
+    assert found["speech enhancement"].mined and found["speech enhancement"].share == 1.0
+
+
 def test_a_compound_of_ordinary_words_no_source_has_whole_is_read_word_by_word():
     known = {"安全": 36, "對齊": 33, "拒絕": 11, "微調": 50, "細": 3, "調": 9, "步驟": 4}
     bridge = Bridge(pairs={}, dictionary={"safety": ["安全"], "aligned": ["對齊"], "refusing": ["拒絕"],

@@ -112,6 +112,21 @@ def test_an_english_question_is_embedded_with_the_chinese_terms_it_bridges_to():
     assert dense_text(chinese) == "模型多大"
 
 
+def test_only_a_sure_dictionary_sense_joins_an_english_questions_vector():
+    """A general word's first sense is often another word ("talk" 說上): it stays out of the
+    embedded text below DOMINANT_SENSE_SHARE; the portal's own pairs always join."""
+    from faq_bot.bridge import Translation
+    from faq_bot.retrieve import DOMINANT_SENSE_SHARE, Query, dense_text
+
+    question = "In the talk, how big is the model for speech enhancement?"
+    terms = [Translation("talk", ("說上", "報告"), share=0.37), Translation("model", ("模型", "典型"), share=0.96),
+             Translation("speech enhancement", ("語音增強",), mined=True),
+             Translation("big", ("大型",), share=DOMINANT_SENSE_SHARE)]
+    assert dense_text(Query(question, question, [], [], latin=True, translations=terms)) == f"{question} 模型 語音增強 大型"
+    unsure = [Translation("talk", ("說上",), share=0.37)]
+    assert dense_text(Query(question, question, [], [], latin=True, translations=unsure)) == question
+
+
 def test_the_embedded_text_of_a_long_question_is_bounded():
     """A 2,000-character question is embedded as its first DENSE_QUERY_CHARS characters (the model
     would embed it in several 510-token windows); every dev.yaml question fits whole."""
