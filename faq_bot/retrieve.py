@@ -152,7 +152,9 @@ def _looks_like_name(word: str, sentence_initial: bool) -> bool:
 
 # Languages and scripts: English capitalises them, but they are ordinary words, and on a portal about
 # Chinese speech and text they come up all the time ("Which tool segments Traditional Chinese
-# best?" was refused: no page writes "Traditional Chinese"). They are translated like any word.
+# best?" was refused: no page writes "Traditional Chinese"). They are translated like any word, and
+# so is a pair of them ("Mandarin-English code-switching", "a Chinese-English TTS": check set P's
+# question about a code-switching dataset was refused as naming Mandarin-English, which no page writes).
 LANGUAGE_WORDS = frozenset({"chinese", "mandarin", "cantonese", "taiwanese", "english", "japanese", "korean",
                             "traditional", "simplified"})
 
@@ -214,7 +216,7 @@ def name_phrases(question: str, ordinary: Callable[[str], bool] | None = None) -
             # a full stop that ends the question is no part of its last word ("...GPU-accelerated.")
             word, cut_before, cut_after = _name_core(match.group().rstrip("._"), ordinary)
             initial = bool(_SENTENCE_START.search(question[:run.start() + match.start()]))
-            is_name = (word.lower() not in STOPWORDS and word.lower() not in LANGUAGE_WORDS
+            is_name = (word.lower() not in STOPWORDS and not LANGUAGE_WORDS.issuperset(word.lower().split("-"))
                        and not _QUANTITY.fullmatch(word) and (not latin or _looks_like_name(word, initial)))
             if cut_before and groups[-1]:
                 groups.append([])   # an ordinary word parts two names: "Whisper-based" + "TTS"

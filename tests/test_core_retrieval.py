@@ -358,6 +358,8 @@ def test_name_phrases_are_written_like_names_not_capitalised_sentence_openings()
     assert name_phrases("how big is the speech denoising model?") == []
     # languages and scripts are capitalised in English, not names
     assert name_phrases("Which tool segments Traditional Chinese best, Jieba or CKIP?") == ["Jieba", "CKIP"]
+    assert name_phrases("Is there a Mandarin-English code-switching corpus, or a Chinese-English TTS?") == ["TTS"]
+    assert name_phrases("Does Whisper-English beat Mandarin-BERT?") == ["Whisper-English", "Mandarin-BERT"]
     # an ordinary word hyphenated to a name is not part of it, and parts it from the next name
     assert name_phrases("Which LLM-based agents does the portal list?") == ["LLM"]
     assert name_phrases("Which Transformer-based TTS models are recommended?") == ["Transformer", "TTS"]
