@@ -289,8 +289,8 @@ class Translation:
     chinese: tuple[str, ...]     # the terms the pages write for it
     mined: bool = False          # from the portal's own pairs (True) or the dictionary
     base: str = ""               # the form looked up, when not as found ("gpus" -> "gpu")
-    # of the passages that write one of the dictionary's senses for it, the first sense's share
-    # (1.0 for the portal's own pairs): how sure the first sense is. "model" 0.96 (模型, not 典型),
+    # the first sense's passage count over the sum of its senses' passage counts (a passage that
+    # writes two senses counts twice; 1.0 for the portal's own pairs): how sure the first sense is. "model" 0.96 (模型, not 典型),
     # "train" 0.99; "talk" 0.37 (說上 / 報告 / 說話), "time" 0.28, "long" 0.06 (多頭 against 長)
     share: float = 1.0
 

@@ -152,9 +152,10 @@ def _looks_like_name(word: str, sentence_initial: bool) -> bool:
 
 # Languages and scripts: English capitalises them, but they are ordinary words, and on a portal about
 # Chinese speech and text they come up all the time ("Which tool segments Traditional Chinese
-# best?" was refused: no page writes "Traditional Chinese"). They are translated like any word, and
-# so is a pair of them ("Mandarin-English code-switching", "a Chinese-English TTS": check set P's
-# question about a code-switching dataset was refused as naming Mandarin-English, which no page writes).
+# best?" was refused: no page writes "Traditional Chinese"). They are translated like any word. A
+# pair of them is no name either ("Mandarin-English code-switching", "a Chinese-English TTS": check
+# set P's question about a code-switching dataset was refused as naming Mandarin-English, which no
+# page writes), though the bridge does not translate such a pair yet (it splits lower-case compounds only).
 LANGUAGE_WORDS = frozenset({"chinese", "mandarin", "cantonese", "taiwanese", "english", "japanese", "korean",
                             "traditional", "simplified"})
 
