@@ -40,6 +40,10 @@ _NOT_A_NAME_FOR = re.compile(r"(?:如|例如|比如|譬如|即(?!時|刻|興|插
 # read it too), and a compound of such parts alone, not of a name's parts (M-step)
 ORDINARY_PART = r"[a-z]{3,}"
 _ORDINARY_COMPOUND = re.compile(rf"{ORDINARY_PART}(?:-{ORDINARY_PART})+")
+# Languages and scripts: capitalised, but ordinary words (retrieve.py does not take them for names),
+# and a pair of them ("Mandarin-English", "Chinese-English") is looked up word by word.
+LANGUAGE_WORDS = frozenset({"chinese", "mandarin", "cantonese", "taiwanese", "english", "japanese", "korean",
+                            "traditional", "simplified"})
 # Most English terms a visitor types are 1-3 words; longer glosses are descriptions, not terms.
 MAX_TERM_WORDS = 3
 # How many Chinese terms one English term may bring in: more only adds noise to BM25.
@@ -374,7 +378,8 @@ class Bridge:
                     break
             if found:
                 out.append(found)
-            elif _ORDINARY_COMPOUND.fullmatch(words[i]) and words[i] in lower_case:
+            elif (_ORDINARY_COMPOUND.fullmatch(words[i]) and words[i] in lower_case
+                  or "-" in words[i] and LANGUAGE_WORDS.issuperset(words[i].split("-"))):
                 # a compound of ordinary words that no source has whole ("safety-aligned",
                 # "over-refusing"): its words are looked up one by one, as the word cutter reads them.
                 # Whole, it had no Chinese term, and its words became terms no page writes, so what

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .bridge import ORDINARY_PART, Translation, english_key, inflections, load_bridge
+from .bridge import LANGUAGE_WORDS, ORDINARY_PART, Translation, english_key, inflections, load_bridge
 from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
@@ -150,14 +150,12 @@ def _looks_like_name(word: str, sentence_initial: bool) -> bool:
     return word[:1].isupper() and not sentence_initial
 
 
-# Languages and scripts: English capitalises them, but they are ordinary words, and on a portal about
-# Chinese speech and text they come up all the time ("Which tool segments Traditional Chinese
-# best?" was refused: no page writes "Traditional Chinese"). They are translated like any word. A
-# pair of them is no name either ("Mandarin-English code-switching", "a Chinese-English TTS": check
-# set P's question about a code-switching dataset was refused as naming Mandarin-English, which no
-# page writes), though the bridge does not translate such a pair yet (it splits lower-case compounds only).
-LANGUAGE_WORDS = frozenset({"chinese", "mandarin", "cantonese", "taiwanese", "english", "japanese", "korean",
-                            "traditional", "simplified"})
+# Languages and scripts (`bridge.LANGUAGE_WORDS`): English capitalises them, but they are ordinary
+# words, and on a portal about Chinese speech and text they come up all the time ("Which tool
+# segments Traditional Chinese best?" was refused: no page writes "Traditional Chinese"). They are
+# translated like any word, and so is a pair of them, which is no name either ("Mandarin-English
+# code-switching": check set P's question about a code-switching dataset was refused as naming
+# Mandarin-English, which no page writes).
 
 
 def _name_core(word: str, ordinary: Callable[[str], bool] | None = None) -> tuple[str, bool, bool]:

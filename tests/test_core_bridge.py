@@ -125,6 +125,10 @@ def test_a_compound_of_ordinary_words_no_source_has_whole_is_read_word_by_word()
     assert [t.english for t in bridge.translate("Safety-aligned models", lambda t: known.get(t, 0))] == [
         "safety", "aligned"]
     assert bridge.translate("the M-step", lambda t: known.get(t, 0)) == []
+    # a pair of languages, capitalised as English writes languages, is two words
+    languages = Bridge(pairs={}, dictionary={"mandarin": ["普通話"], "english": ["英語"], "chinese": ["中文"]})
+    found = languages.translate("a Mandarin-English or English-Chinese corpus", lambda t: {"普通話": 3, "英語": 9, "中文": 40}.get(t, 0))
+    assert [t.english for t in found] == ["mandarin", "english", "english", "chinese"]
 
 
 def test_the_dictionary_knows_words_in_any_form():
