@@ -55,12 +55,9 @@ def evidence_rank(texts: list[str], evidence: str) -> int | None:
     return next((rank for rank, text in enumerate(texts, 1) if evidence in eval_key(text)), None)
 
 
-def classify(answered: bool, shown: bool, rank: int | None, small_talk: bool = False,
-             read: int = CANDIDATE_HITS) -> str:
-    """One answerable question's class (`CLASSES`), from whether the reply answered and shows the
-    evidence, and the evidence's first rank in the search (None: not within the deep search)."""
-    if small_talk:
-        return "small talk"
+def classify(answered: bool, shown: bool, rank: int | None, read: int = CANDIDATE_HITS) -> str:
+    """One searched answerable question's class (`CLASSES`), from whether the reply answered and
+    shows the evidence, and the evidence's first rank in the search (None: not within the deep search)."""
     if answered and shown:
         return "shown"
     if not answered:
@@ -89,7 +86,7 @@ def anatomy_of(searcher: Searcher, item: EvalItem, deep: int) -> tuple[str, int 
     """The question's class and its evidence's first rank (None: beyond `deep`)."""
     reply = answer(searcher, item.question, list(item.history))
     if reply.mode == SMALL_TALK:
-        return classify(False, False, None, small_talk=True), None
+        return "small talk", None
     evidence = eval_key(item.evidence or "")
     shown = evidence in eval_key(reply.shown_text())
     rank = evidence_rank([h.chunk.text for h in reply.hits], evidence)

@@ -40,10 +40,19 @@ _NOT_A_NAME_FOR = re.compile(r"(?:如|例如|比如|譬如|即(?!時|刻|興|插
 # read it too), and a compound of such parts alone, not of a name's parts (M-step)
 ORDINARY_PART = r"[a-z]{3,}"
 _ORDINARY_COMPOUND = re.compile(rf"{ORDINARY_PART}(?:-{ORDINARY_PART})+")
-# Languages and scripts: capitalised, but ordinary words (retrieve.py does not take them for names),
-# and a pair of them ("Mandarin-English", "Chinese-English") is looked up word by word.
+# Languages and scripts: English capitalises them, but they are ordinary words, and on a portal about
+# Chinese speech and text they come up all the time ("Which tool segments Traditional Chinese
+# best?" was refused: no page writes "Traditional Chinese"). They are translated like any word, and
+# so is a pair of them, which is no name either ("Mandarin-English code-switching": check set P's
+# question about a code-switching dataset was refused as naming Mandarin-English, which no page
+# writes).
 LANGUAGE_WORDS = frozenset({"chinese", "mandarin", "cantonese", "taiwanese", "english", "japanese", "korean",
                             "traditional", "simplified"})
+
+
+def is_language_term(word: str) -> bool:
+    """A language's name, or a hyphenated pair of them (Mandarin-English), in any case."""
+    return LANGUAGE_WORDS.issuperset(word.lower().split("-"))
 # Most English terms a visitor types are 1-3 words; longer glosses are descriptions, not terms.
 MAX_TERM_WORDS = 3
 # How many Chinese terms one English term may bring in: more only adds noise to BM25.
@@ -294,8 +303,9 @@ class Translation:
     mined: bool = False          # from the portal's own pairs (True) or the dictionary
     base: str = ""               # the form looked up, when not as found ("gpus" -> "gpu")
     # the first sense's passage count over the sum of its senses' passage counts (a passage that
-    # writes two senses counts twice; 1.0 for the portal's own pairs): how sure the first sense is. "model" 0.96 (模型, not 典型),
-    # "train" 0.99; "talk" 0.37 (說上 / 報告 / 說話), "time" 0.28, "long" 0.06 (多頭 against 長)
+    # writes two senses counts twice; 1.0 for the portal's own pairs): how sure the first sense is.
+    # "model" 0.96 (模型, not 典型), "train" 0.99; "talk" 0.37 (說上 / 報告 / 說話), "time" 0.28,
+    # "long" 0.06 (多頭 against 長)
     share: float = 1.0
 
 
@@ -379,7 +389,7 @@ class Bridge:
             if found:
                 out.append(found)
             elif (_ORDINARY_COMPOUND.fullmatch(words[i]) and words[i] in lower_case
-                  or "-" in words[i] and LANGUAGE_WORDS.issuperset(words[i].split("-"))):
+                  or "-" in words[i] and is_language_term(words[i])):
                 # a compound of ordinary words that no source has whole ("safety-aligned",
                 # "over-refusing"): its words are looked up one by one, as the word cutter reads them.
                 # Whole, it had no Chinese term, and its words became terms no page writes, so what

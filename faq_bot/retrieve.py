@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .bridge import LANGUAGE_WORDS, ORDINARY_PART, Translation, english_key, inflections, load_bridge
+from .bridge import ORDINARY_PART, Translation, english_key, inflections, is_language_term, load_bridge
 from .chunk import Chunk
 from .config import Config, Settings
 from .embed import Embedder, make_embedder
@@ -150,14 +150,6 @@ def _looks_like_name(word: str, sentence_initial: bool) -> bool:
     return word[:1].isupper() and not sentence_initial
 
 
-# Languages and scripts (`bridge.LANGUAGE_WORDS`): English capitalises them, but they are ordinary
-# words, and on a portal about Chinese speech and text they come up all the time ("Which tool
-# segments Traditional Chinese best?" was refused: no page writes "Traditional Chinese"). They are
-# translated like any word, and so is a pair of them, which is no name either ("Mandarin-English
-# code-switching": check set P's question about a code-switching dataset was refused as naming
-# Mandarin-English, which no page writes).
-
-
 def _name_core(word: str, ordinary: Callable[[str], bool] | None = None) -> tuple[str, bool, bool]:
     """A hyphenated word without the ordinary words at its ends, and whether an end was cut: the
     name in "LLM-based" is "LLM", in "explainable-AI" "AI", in "Transformer-based" "Transformer".
@@ -215,7 +207,8 @@ def name_phrases(question: str, ordinary: Callable[[str], bool] | None = None) -
             # a full stop that ends the question is no part of its last word ("...GPU-accelerated.")
             word, cut_before, cut_after = _name_core(match.group().rstrip("._"), ordinary)
             initial = bool(_SENTENCE_START.search(question[:run.start() + match.start()]))
-            is_name = (word.lower() not in STOPWORDS and not LANGUAGE_WORDS.issuperset(word.lower().split("-"))
+            # a language's name, or a pair of them, is an ordinary word (`bridge.LANGUAGE_WORDS`)
+            is_name = (word.lower() not in STOPWORDS and not is_language_term(word)
                        and not _QUANTITY.fullmatch(word) and (not latin or _looks_like_name(word, initial)))
             if cut_before and groups[-1]:
                 groups.append([])   # an ordinary word parts two names: "Whisper-based" + "TTS"
