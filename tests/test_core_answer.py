@@ -35,6 +35,23 @@ def test_passage_snippet_fills_with_the_best_other_sentences_in_page_order():
     assert passage_snippet(["", "甲。", "", "乙。", ""], 1, [3]) == "甲。 乙。"
 
 
+def test_passage_snippet_shows_a_question_or_a_lead_in_only_with_what_follows_it():
+    sentences = ["AdaGrad 為每個參數維護梯度平方和。", "Q: AdaGrad 的主要缺點是什麼？", "學習率最終變得非常小。",
+                 "方法包括：", "嘗試不同的數量級。", "Q: 最後一個問題？"]
+    # the page's question comes with its answer, the lead-in with what it leads to
+    assert passage_snippet(sentences, 0, [1, 3]) == ("AdaGrad 為每個參數維護梯度平方和。 Q: AdaGrad 的主要缺點是什麼？ "
+                                                     "學習率最終變得非常小。 方法包括： 嘗試不同的數量級。…")
+    # where the answer does not fit, the question is not shown alone: a later sentence fills instead
+    assert passage_snippet(sentences, 0, [1, 4], limit=40) == "AdaGrad 為每個參數維護梯度平方和。 … 嘗試不同的數量級。…"
+    # a question the passage does not answer (its last sentence) never fills
+    assert passage_snippet(sentences, 0, [5]) == "AdaGrad 為每個參數維護梯度平方和。…"
+    # a quote that leads on is shown with what follows it first, before better-ranked sentences
+    assert passage_snippet(sentences, 3, [0], limit=30) == "…方法包括： 嘗試不同的數量級。…"
+    # a question asked in two sentences brings both and the answer
+    two = ["甲。", "Q: 什麼是乙？", "它和丙有何不同？", "乙是丁。"]
+    assert passage_snippet(two, 0, [1]) == "甲。 Q: 什麼是乙？ 它和丙有何不同？ 乙是丁。"
+
+
 def test_text_fragment_encodes_and_splits_long_sentences():
     short = text_fragment("最後我們的模型大小是 9 MB。")
     assert short.startswith(":~:text=") and unquote(short[len(":~:text="):]) == "最後我們的模型大小是 9 MB"
