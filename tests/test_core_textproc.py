@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from faq_bot.textproc import (
     QUESTION_WORD_WEIGHTS, NameText, WordCutter,
-    adds_little, analyser_fingerprint, char_pairs, contains_term, has_cjk, has_words, is_latin, match_key, name_key, normalize,
-    passage_pairs, repeats, split_sentences, without_citation_marks, word_cutter)
+    adds_little, analyser_fingerprint, asks, char_pairs, contains_term, has_cjk, has_words, is_latin, leads_on, match_key,
+    name_key, normalize, opens_question, passage_pairs, repeats, split_sentences, without_citation_marks, word_cutter)
 
 
 def test_normalize_folds_width_simplified_and_variants():
@@ -61,6 +61,13 @@ def test_tokens_share_the_normaliser():
     assert cutter.tokens("语音增强") == cutter.tokens("語音增強")
     assert "的" not in cutter.tokens("模型的大小")
     assert "".join(cutter.words("語音增強模型")) == "語音增強模型"
+
+
+def test_a_page_sentence_that_asks_or_leads_on():
+    assert asks("Q: what is it") and asks("它有什麼用?") and asks("問：為什麼？") and not asks("它是一種模型。")
+    assert opens_question("Q: 什麼是 GRU？") and opens_question("問：為什麼") and not opens_question("它有什麼用？")
+    assert leads_on("有效調整學習率的方法包括：") and leads_on("It has two steps:") and leads_on("它有什麼用？")
+    assert not leads_on("比例為 3:1。") and not leads_on("學習率太小: 模型收斂速度會非常緩慢。")
 
 
 def test_split_sentences_keeps_marks():
