@@ -67,7 +67,7 @@ def test_follow_up_context():
     assert follow_up_context("那 GRU 呢？", history) == "LSTM 裡面有哪幾個門？"
     assert follow_up_context("後來改用什麼模型？", history) == "LSTM 裡面有哪幾個門？"      # short
     assert follow_up_context("What about its speed?", history) == "LSTM 裡面有哪幾個門？"
-    # an English possessive or object pronoun anywhere points back; in Chinese only where the question starts
+    # an English possessive or object pronoun anywhere points back; in Chinese a pronoun where the question starts
     for question in ("What are its main weaknesses at the moment?", "Which optimiser is usually paired with them?",
                      "How fast is their training?"):
         assert follow_up_context(question, history) == "LSTM 裡面有哪幾個門？", question
@@ -84,6 +84,14 @@ def test_follow_up_context():
                      "Is it necessary to normalise the audio first?"):
         assert follow_up_context(question, history) is None, question
     assert follow_up_context("為什麼大家都說 GRU 比較快，它有什麼證據嗎？", history) is None
+    # words that point back from inside (on it, in it) or a verb's object "one" do too
+    for question in ("現在的模型在上面分數都很高了，真正難的地方在哪？", "裡面提到的 DCRNN 多引入了什麼概念？",
+                     "Did anyone at the meetup share first-hand experience building one?"):
+        assert follow_up_context(question, history) == "LSTM 裡面有哪幾個門？", question
+    for question in ("DNC 比神經圖靈機多了時間連結矩陣，那個矩陣是用來記錄什麼的？",
+                     "When doing gradient checking, should I use one-sided or centered finite differences?",
+                     "What should the final learning rate be relative to the initial one?"):
+        assert follow_up_context(question, history) is None, question
     assert follow_up_context("深度學習要買哪一代以上的顯卡比較好？", history) is None   # stands alone
     assert follow_up_context("那 GRU 呢？", []) is None
     assert follow_up_context("那 GRU 呢？", [{"role": "user", "content": "問題一"},
