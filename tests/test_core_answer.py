@@ -214,6 +214,23 @@ def test_a_later_quote_is_not_filled_with_a_sentence_an_earlier_one_shows():
     assert reply.shown_text().count("9 MB") == 1
 
 
+def test_the_room_a_short_quote_leaves_goes_to_the_next_one():
+    # the lead passage takes 16 of its 400 characters: the second quote shows the background
+    # between its topic and its answer too, beyond its own 220
+    lead = _hit("語音去噪的模型是 DCCRN。", "a.md", "sec")
+    filler = "背景說明的句子寫在這裡，" * 24 + "。"
+    second = _hit("去噪模型介紹。" + filler + "最後的模型大小是 9 MB。", "b.md", "")
+    result = SearchResult("q", Query("q", "q", [], [], False), [lead, second])
+    ranked = [ScoredSentence(0, 0, "語音去噪的模型是 DCCRN。", 1, 1, 0, False),
+              ScoredSentence(1, 0, "去噪模型介紹。", 1, 1, 0, False),
+              ScoredSentence(1, 2, "最後的模型大小是 9 MB。", 1, 1, 0, False),
+              ScoredSentence(1, 1, filler, 1, 1, 0, False)]
+    reply = build_answer("q", result, Decision(True, 0.9, "", [ranked[0], ranked[1]], {}, ranked))
+    first, shown = (c.snippet for c in reply.citations)
+    assert len(filler) > 220 and "9 MB" in shown and filler in shown
+    assert len(first) + len(shown) <= 400 + 220 + 2        # the reply keeps its bound ("…" marks aside)
+
+
 def test_fragment_of_markdown_text_and_of_an_anchor_that_is_already_a_fragment():
     from faq_bot.answer import cited_url
 
