@@ -24,12 +24,6 @@ SNIPPET_CHARS = 220
 # was often two or three sentences after the one that matched the question best, beyond 220
 # characters (bench/calibrate.py, held-out answer@evidence).
 LEAD_SNIPPET_CHARS = 400
-# The room a quote leaves (a passage shorter than its limit) goes to the next one, so the reply keeps
-# its bound (400 + 220 + 220 characters) and a short lead passage no longer leaves the second and
-# third quotes at 220. Held out (562 questions, 8 fold draws): answer@evidence 0.831 -> 0.834,
-# higher or equal in each draw (follow-ups 0.790 -> 0.801, paraphrases 0.777 -> 0.781); check sets
-# outside the fit K 0.700 -> 0.720, L 0.800 -> 0.820, O 0.880 -> 0.900, the others the same. The
-# replies to the 562 grow from 692 to 809 characters at the median, their longest the same (845).
 MAX_CITATIONS = 3
 SMALL_TALK = "small_talk"       # Answer.mode of a reply to small talk
 
@@ -282,7 +276,8 @@ def cited_url(hit: Hit, sentence: str) -> str:
 
 # A question that leans on the previous one: opens with a pronoun, "and/what about/then/if", ends
 # in 呢 ("RTF 呢？"), or is short: in a chat a short question nearly always continues the last one.
-_FOLLOW_UP = re.compile(r"^(那|它|他|她|這|其|還有|另外|後來|然後|如果|若|再|and\b|what about|how about|its?\b|"
+_FOLLOW_UP = re.compile(r"^(那|它|他|她|這|其|還有|另外|後來|然後|如果|若|再|裡面|上面|前面提到|剛剛|剛才|"
+                        r"and\b|what about|how about|its?\b|"
                         r"they\b|them\b|then\b|if\b|and if\b|what if\b)", re.I)
 _ENDS_NE = re.compile(r"呢[?？]?$")
 # A question of at most this many letters and digits is read as continuing the previous one:
@@ -334,8 +329,8 @@ _EMPTY_IT = re.compile(
     r"|\b(is\s+it|it\s+is|it's)\s+(really\s+)?worth\s+\w+ing\b", re.I)
 
 
-# Words that point back from inside a question, or open one that leans on the last answer: 「裡面提到的
-# DCRNN…」, 「現在的模型在上面分數都很高了，…」 (on it), "Did anyone … share first-hand experience
+# Words that point back from inside a question (those that open one are in `_FOLLOW_UP`: 裡面提到的
+# DCRNN…): 「現在的模型在上面分數都很高了，…」 (on it), "Did anyone … share first-hand experience
 # building one?" (a verb's object "one": not "relative to the initial one"). A clause that opens with
 # 那 does not: in 「…多了時間連結矩陣，那個矩陣…」, 「…不是主流，那它跟 Top-down…」 it points within
 # the question. Of the 100 labelled follow-ups with a history, 4 had been read as standing alone and
@@ -344,19 +339,16 @@ _EMPTY_IT = re.compile(
 # answer@evidence 0.829 -> 0.831, higher or equal in each draw (follow-ups 0.775 -> 0.790), false
 # abstention 0.023 -> 0.024, abstention 0.843 -> 0.842; the check sets outside the fit (their
 # conversations M and N among them) the same.
-_POINTS_BACK_INSIDE = re.compile(r"^(?:裡面|其中|上面|前面提到|剛剛|剛才)|在(?:上面|裡面|其中)|"
-                                 r"\b(?:build|building|built|make|making|train|training|use|using|buy|buying|run|"
-                                 r"running|try|trying)\s+ones?\b(?![-\w])", re.I)
+_POINTS_BACK_INSIDE = re.compile(r"在(?:上面|裡面|其中)|\b(?:build|building|built|make|making|train|training|use|"
+                                 r"using|buy|buying|run|running|try|trying)\s+ones?\b(?![-\w])", re.I)
 
 
 def _points_back(q: str) -> bool:
-    if _POINTS_BACK_INSIDE.search(q):
-        return True
     if is_latin(q):
         q_ = q.replace("’", "'")
         if _EN_PRONOUN.search(q_) or _EN_SUBJECT.search(_EMPTY_IT.sub(" ", q_)):
             return True
-    return bool(_FOLLOW_UP.search(q) or _ENDS_NE.search(q))
+    return bool(_FOLLOW_UP.search(q) or _POINTS_BACK_INSIDE.search(q) or _ENDS_NE.search(q))
 
 
 def points_back(question: str) -> bool:
@@ -396,7 +388,14 @@ def follow_up_context(question: str, history: Iterable | None) -> str | None:
 # ---------------------------------------------------------------- answering
 
 def build_answer(question: str, result: SearchResult, decision: Decision) -> Answer:
-    """Quotes become numbered citations; quotes from one section of one page share a citation."""
+    """Quotes become numbered citations; quotes from one section of one page share a citation.
+    The room a quote leaves (a passage shorter than its limit) goes to the next one, so the reply
+    keeps its bound (400 + 220 + 220 characters) and a short lead passage no longer leaves the
+    second and third quotes at 220. Held out (562 questions, 8 fold draws): answer@evidence 0.831 ->
+    0.834, higher or equal in each draw (follow-ups 0.790 -> 0.801, paraphrases 0.777 -> 0.781);
+    check sets outside the fit K 0.700 -> 0.720, L 0.800 -> 0.820, O 0.880 -> 0.900, the others the
+    same. The replies to the 562 grow from 692 to 809 characters at the median, their longest the
+    same (845)."""
     if decision.answerable:
         citations: list[Citation] = []
         where: dict[tuple[str, str], Citation] = {}
