@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable
 from urllib.parse import quote
 
-from .policy import Decision, ScoredSentence, decide, load_calibration
+from .policy import QUESTION_SENTENCES, Decision, ScoredSentence, decide, load_calibration
 from .retrieve import CONTEXT_UNITS, Hit, SearchResult, Searcher, check_question
 from .smalltalk import small_talk, without_courtesy
 from .textproc import (Statement, clean_text, is_latin, leads_on, match_key, normalize, reading_length,
@@ -175,14 +175,14 @@ def passage_around(sentences: list[str], center: int, limit: int = SNIPPET_CHARS
 
 
 # A page's question, or a line that leads in to what follows (「有效調整學習率的方法包括：」), is shown
-# only with the sentences after it, up to this many (a question is asked in at most two sentences,
-# policy.QUESTION_SENTENCES). Filling a snippet with one alone left the visitor at 「Q: AdaGrad 算法的
-# 一個主要缺點是什麼？」 with its answer cut off: 187 of the 1,917 citations of the replies to the 862
+# only with the sentences after it, up to this many: the rest of a page's question, which is asked in
+# at most policy.QUESTION_SENTENCES sentences, and its answer. Filling a snippet with one alone left
+# the visitor at 「Q: AdaGrad 算法的一個主要缺點是什麼？」 with its answer cut off: 187 of the 1,917 citations of the replies to the 862
 # labelled questions (the 562 and the check sets outside the fit) ended on a question or a lead-in,
 # 21 now (those whose quote itself leads on to the next passage). Held out (562 questions, 8 fold
 # draws): answer@evidence 0.827 -> 0.829, higher in each draw (Simplified 0.884 -> 0.907); the
 # check sets outside the fit the same.
-LEAD_ON_SENTENCES = 2
+LEAD_ON_SENTENCES = QUESTION_SENTENCES
 
 
 def passage_snippet(sentences: list[str], center: int, preferred: Iterable[int], limit: int = SNIPPET_CHARS) -> str:

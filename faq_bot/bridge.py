@@ -53,6 +53,8 @@ LANGUAGE_WORDS = frozenset({"chinese", "mandarin", "cantonese", "taiwanese", "en
 def is_language_term(word: str) -> bool:
     """A language's name, or a hyphenated pair of them (Mandarin-English), in any case."""
     return LANGUAGE_WORDS.issuperset(word.lower().split("-"))
+
+
 # Most English terms a visitor types are 1-3 words; longer glosses are descriptions, not terms.
 MAX_TERM_WORDS = 3
 # How many Chinese terms one English term may bring in: more only adds noise to BM25.
